@@ -1,0 +1,89 @@
+# Orders ETL platform. `make demo` runs the main job; `make test` runs every test.
+# Each target installs what it needs (pinned in versions.env / uv.lock) into ignored
+# folders, idempotently. `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+include versions.env
+
+PYTHON ?= python3.11
+TOOLS := .tools
+UV := $(TOOLS)/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+SPARK_CRDS := $(TOOLS)/share/spark-crds/sparkoperator.k8s.io_sparkapplications.yaml
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# ---- installation ------------------------------------------------------------------
+$(UV): versions.env
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	  --upgrade --target $(TOOLS)/uv uv==$(UV_VERSION)
+	@touch $@
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## Create .venv from uv.lock
+
+.PHONY: tools
+tools: ## Build/install the pinned Go toolchain into .tools (helm, kwok, etcd, Kubernetes, Argo CD CRDs)
+	hack/install-tools.sh
+
+$(SPARK_CRDS): $(VENV)/.synced src/localplatform/crds.py
+	$(PY) -m localplatform.crds --out-dir $(dir $@)
+
+.PHONY: crds
+crds: $(SPARK_CRDS) ## Generate the SparkApplication CRDs from kubeflow-spark-api
+
+.PHONY: setup
+setup: tools venv crds ## Everything the tests and the demo need
+
+# ---- local control plane -----------------------------------------------------------
+.PHONY: cluster-up
+cluster-up: setup ## Start etcd, kube-apiserver, controller-manager, scheduler and kwok nodes on 127.0.0.1
+	$(PY) -m localplatform.cluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane (by PID) and delete its data
+	@if [ -x $(PY) ]; then $(PY) -m localplatform.cluster down; fi
+
+.PHONY: cluster-status
+cluster-status: ## Show the local control plane's processes, version and nodes
+	$(PY) -m localplatform.cluster status
+
+# ---- main job ----------------------------------------------------------------------
+.PHONY: demo
+demo: cluster-up ## Bring the local platform up and print its status
+	@echo "Local platform is up. Try: $(TOOLS)/bin/kubectl --kubeconfig .run/cluster/kubeconfig get nodes"
+
+.PHONY: demo-down
+demo-down: cluster-down ## Stop everything `make demo` started
+
+# ---- tests -------------------------------------------------------------------------
+.PHONY: lint
+lint: venv ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+
+.PHONY: test-unit
+test-unit: venv crds ## Unit tests (no servers)
+	$(VENV)/bin/pytest -m unit
+
+.PHONY: test-integration
+test-integration: setup ## Integration tests against the real local control plane
+	$(VENV)/bin/pytest -m integration
+
+.PHONY: test
+test: setup lint ## Every test suite (what CI runs)
+	$(VENV)/bin/pytest
+
+.PHONY: clean
+clean: cluster-down ## Remove runtime state (.run); keeps the tool and Python caches
+	rm -rf .run

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Installs the project's pinned Go-built toolchain into .tools/ (or $TOOLS_DIR):
+#   helm, kwok (+ its stage configs), etcd, kube-apiserver, kube-controller-manager,
+#   kube-scheduler, kubelet, kubectl, and the Argo CD CRDs from the argo-cd module.
+# Every version comes from versions.env. Idempotent: a tool whose stamp matches its
+# pinned version is skipped, so a warm run costs a few stat calls.
+#
+# Usage: hack/install-tools.sh [helm|kwok|etcd|kubernetes|argocd-crds ...]   (default: all)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../versions.env
+source "$ROOT/versions.env"
+TOOLS_DIR=${TOOLS_DIR:-$ROOT/.tools}
+BIN=$TOOLS_DIR/bin
+STAMPS=$TOOLS_DIR/stamps
+SRC=$TOOLS_DIR/src
+mkdir -p "$BIN" "$STAMPS" "$SRC" "$TOOLS_DIR/share"
+
+export GOFLAGS="-mod=mod -trimpath"
+export CGO_ENABLED=0
+export GOTOOLCHAIN=local
+
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+
+# run_step NAME COMMAND...: runs one install step; on failure names the tool and the retry.
+run_step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  if ! "$@"; then
+    log "FAILED: $name. Nothing partial was stamped; retry with: hack/install-tools.sh $name"
+    exit 1
+  fi
+  log "$name: done in $((SECONDS - t0)) s"
+}
+
+installed() { [[ -f "$STAMPS/$1-$2" ]]; }
+stamp() { rm -f "$STAMPS/$1"-*; touch "$STAMPS/$1-$2"; }
+
+install_helm() {
+  installed helm "$HELM_VERSION" && return 0
+  # Stamp the full version the way helm's Makefile does (otherwise it reports "v3.22").
+  GOBIN=$BIN go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  stamp helm "$HELM_VERSION"
+}
+
+install_kwok() {
+  installed kwok "$KWOK_VERSION" && return 0
+  # The version is stamped like kwok's own Makefile does, so `kwok --version` is honest.
+  GOBIN=$BIN go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION" \
+    "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  # The stage configs that make kwok nodes Ready (and keep their leases fresh) and pods
+  # Running, Succeeded and deleted.
+  rm -rf "$TOOLS_DIR/share/kwok" && mkdir -p "$TOOLS_DIR/share/kwok"
+  cp "$dir/kustomize/stage/node/fast/node-initialize.yaml" \
+     "$dir/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+     "$dir/kustomize/stage/pod/fast/pod-"*.yaml "$TOOLS_DIR/share/kwok/"
+  chmod -R u+w "$TOOLS_DIR/share/kwok"
+  stamp kwok "$KWOK_VERSION"
+}
+
+# A throwaway wrapper module: `go build` of a main package that lives in a module whose
+# go.mod uses path replaces (k8s.io/kubernetes, etcd) needs those replaces restated as
+# module versions in the main module.
+write_wrapper() { # DIR GO_DIRECTIVE REQUIRE_LINES REPLACE_LINES
+  mkdir -p "$1"
+  {
+    echo "module localplatform/toolbuild"
+    echo
+    echo "go $2"
+    echo
+    echo "require ("; printf '%s\n' "$3"; echo ")"
+    if [[ -n "$4" ]]; then echo; echo "replace ("; printf '%s\n' "$4"; echo ")"; fi
+  } > "$1/go.mod"
+}
+
+install_kubernetes() {
+  local v=$KUBERNETES_VERSION
+  installed kubernetes "$v" && return 0
+  local gomod wrapper=$SRC/kubernetes-v$v
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  local godirective replaces
+  godirective=$(awk '$1=="go"{print $2; exit}' "$gomod")
+  # Every staging module `k8s.io/x => ./staging/src/k8s.io/x` becomes `k8s.io/x => k8s.io/x v0.<minor>.<patch>`.
+  replaces=$(awk -v sv="v0.${v#*.}" '$2=="=>" && $3 ~ /^\.\/staging\// {printf "\t%s => %s %s\n", $1, $1, sv}' "$gomod")
+  [[ $(wc -l <<<"$replaces") -ge 25 ]] || { log "kubernetes: found too few staging replaces in $gomod"; return 1; }
+  write_wrapper "$wrapper" "$godirective" "	k8s.io/kubernetes v$v" "$replaces"
+  local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=v$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$wrapper" && go build -ldflags "$ld" -o "$BIN/" \
+      k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kubectl)
+  "$BIN/kube-apiserver" --version | grep -qx "Kubernetes v$v" || { log "kube-apiserver does not report v$v"; return 1; }
+  stamp kubernetes "$v"
+}
+
+install_etcd() {
+  local v=$ETCD_VERSION
+  installed etcd "$v" && return 0
+  local wrapper=$SRC/etcd-v$v gomod
+  gomod=$(go mod download -json "go.etcd.io/etcd/server/v3@v$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  # server/v3's go.mod replaces its sibling modules by path; require them at the same tag.
+  local requires
+  requires=$(awk -v ver="v$v" '$2=="=>" && $3 ~ /^\.\.\// {printf "\t%s %s\n", $1, ver}' "$gomod")
+  write_wrapper "$wrapper" "$(awk '$1=="go"{print $2; exit}' "$gomod")" \
+    "$(printf '\tgo.etcd.io/etcd/server/v3 v%s\n%s' "$v" "$requires")" ""
+  (cd "$wrapper" && go build -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$v" \
+      -o "$BIN/etcd" go.etcd.io/etcd/server/v3)
+  "$BIN/etcd" --version | grep -q "etcd Version: $v" || { log "etcd does not report $v"; return 1; }
+  stamp etcd "$v"
+}
+
+install_argocd_crds() {
+  local v=$ARGOCD_VERSION
+  installed argocd-crds "$v" && return 0
+  local dir
+  dir=$(go mod download -json "github.com/argoproj/argo-cd/v2@v$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$TOOLS_DIR/share/argocd-crds" && mkdir -p "$TOOLS_DIR/share/argocd-crds"
+  cp "$dir"/manifests/crds/*-crd.yaml "$TOOLS_DIR/share/argocd-crds/"
+  chmod -R u+w "$TOOLS_DIR/share/argocd-crds"
+  stamp argocd-crds "$v"
+}
+
+ALL=(helm kwok etcd kubernetes argocd-crds)
+want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
+start=$SECONDS
+for tool in "${want[@]}"; do
+  case $tool in
+    helm) run_step helm install_helm ;;
+    kwok) run_step kwok install_kwok ;;
+    etcd) run_step etcd install_etcd ;;
+    kubernetes) run_step kubernetes install_kubernetes ;;
+    argocd-crds) run_step argocd-crds install_argocd_crds ;;
+    *) log "unknown tool '$tool' (known: ${ALL[*]})"; exit 2 ;;
+  esac
+done
+log "installed: $(cd "$STAMPS" && ls | tr '\n' ' ')"
+log "total $((SECONDS - start)) s; cache $(du -sh "$TOOLS_DIR" | cut -f1) in $TOOLS_DIR, Go module cache $(du -sh "$(go env GOMODCACHE)" 2>/dev/null | cut -f1)"

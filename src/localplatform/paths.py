@@ -1,0 +1,25 @@
+"""Where the local platform keeps its tools, state and logs (all git-ignored)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The repository root (this file is src/localplatform/paths.py).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Pinned tools built or downloaded by hack/install-tools.sh.
+TOOLS_DIR = Path(os.environ.get("TOOLS_DIR", REPO_ROOT / ".tools"))
+TOOLS_BIN = TOOLS_DIR / "bin"
+TOOLS_SHARE = TOOLS_DIR / "share"
+
+#: Runtime state of local servers: data, logs, pid files, kubeconfig.
+RUN_DIR = Path(os.environ.get("LOCALPLATFORM_RUN_DIR", REPO_ROOT / ".run"))
+
+
+def tool(name: str) -> Path:
+    """Path of a pinned tool binary; raises with the fix when it is not installed."""
+    path = TOOLS_BIN / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `make tools` (hack/install-tools.sh)")
+    return path

@@ -1,0 +1,174 @@
+"""Start, health-check and stop local server processes by PID.
+
+Each process gets a pid file and a log file under its run directory. A process is
+"ours" only if the pid in its pid file is alive AND its command line still starts with
+the binary we launched (guards against PID reuse); it is never looked up by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class StartupError(RuntimeError):
+    """A server did not start; the message names it and carries the tail of its log."""
+
+
+@dataclass
+class Proc:
+    """A server process the platform starts and stops."""
+
+    name: str
+    argv: Sequence[str | Path]
+    run_dir: Path
+    ports: Sequence[int] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "pids" / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The pid of our running process, or None (stale pid files are removed)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _cmdline(pid)[:1] == [str(self.argv[0])]:
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self) -> int:
+        """Start the process detached from our session; returns its pid."""
+        if (pid := self.pid()) is not None:
+            return pid
+        for port in self.ports:
+            if port_in_use(port):
+                raise StartupError(
+                    f"{self.name}: port {port} on 127.0.0.1 is already in use by another "
+                    f"process; free it or choose another port (see README, 'Ports')"
+                )
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            log.write(f"\n==== {time.strftime('%F %T')} start {self.name} ====\n".encode())
+            log.flush()
+            child = subprocess.Popen(
+                [str(a) for a in self.argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{child.pid}\n")
+        return child.pid
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL. No-op when not running."""
+        pid = self.pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5.0)
+        self.pid_file.unlink(missing_ok=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def wait_healthy(self, check: Callable[[], bool], timeout: float) -> None:
+        """Poll `check` until true; fail with the log tail if the process dies or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise StartupError(
+                    f"{self.name} exited during start-up. Last lines of {self.log_file}:\n"
+                    f"{self.log_tail()}"
+                )
+            with contextlib.suppress(Exception):
+                if check():
+                    return
+            time.sleep(0.2)
+        raise StartupError(
+            f"{self.name} was not healthy after {timeout:.0f} s. Last lines of "
+            f"{self.log_file}:\n{self.log_tail()}"
+        )
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something already listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
+    return port_in_use(port, host)
+
+
+def pids_under(run_dir: Path) -> list[int]:
+    """Live pids recorded in run_dir/pids (used by tests to assert nothing is left)."""
+    alive = []
+    for pid_file in sorted((run_dir / "pids").glob("*.pid")):
+        with contextlib.suppress(ValueError):
+            pid = int(pid_file.read_text().strip())
+            if _cmdline(pid):
+                alive.append(pid)
+    return alive
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock so two `up`/`down` invocations never interleave."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    # A zombie has an empty cmdline: treat it as gone.
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _cmdline(pid):
+            return True
+        time.sleep(0.1)
+    return not _cmdline(pid)

@@ -1,0 +1,1 @@
+"""Orders ETL pipeline: Kafka staging, SparkApplication orchestration, ClickHouse load."""

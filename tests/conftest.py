@@ -1,0 +1,32 @@
+"""Session fixtures shared by every suite: the real local control plane."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from localplatform import paths
+from localplatform.cluster import Cluster
+
+# Subprocesses started by tests and plugins (pytest-helm-charts runs `kubectl` from PATH)
+# use the pinned tools, never whatever the machine happens to have.
+os.environ["PATH"] = f"{paths.TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[Cluster]:
+    """The local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
+
+    Reuses a cluster started by `make cluster-up` (and leaves it running); otherwise
+    starts one for the session and stops it afterwards, unless LOCALPLATFORM_KEEP=1.
+    """
+    cluster = Cluster()
+    already_up = cluster.is_up()
+    if not already_up:
+        seconds = cluster.up()
+        print(f"\nlocal cluster up in {seconds:.1f} s")
+    yield cluster
+    if not already_up and os.environ.get("LOCALPLATFORM_KEEP") != "1":
+        cluster.down()

@@ -32,8 +32,12 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 venv: $(VENV)/.synced ## Create .venv from uv.lock
 
 .PHONY: tools
-tools: ## Build/install the pinned Go toolchain into .tools (helm, kwok, etcd, Kubernetes, Argo CD CRDs)
+tools: ## Build/install the pinned tools into .tools (Go-built servers and CLIs, Maven jars)
 	hack/install-tools.sh
+
+.PHONY: services-install
+services-install: ## Install Debian's PostgreSQL and Redis (apt-get, only if missing)
+	hack/install-debian-packages.sh
 
 $(SPARK_CRDS): $(VENV)/.synced src/localplatform/crds.py
 	$(PY) -m localplatform.crds --out-dir $(dir $@)
@@ -42,7 +46,7 @@ $(SPARK_CRDS): $(VENV)/.synced src/localplatform/crds.py
 crds: $(SPARK_CRDS) ## Generate the SparkApplication CRDs from kubeflow-spark-api
 
 .PHONY: setup
-setup: tools venv crds ## Everything the tests and the demo need
+setup: services-install tools venv crds ## Everything the tests and the demo need
 
 # ---- local control plane -----------------------------------------------------------
 .PHONY: cluster-up
@@ -57,13 +61,26 @@ cluster-down: ## Stop the local control plane (by PID) and delete its data
 cluster-status: ## Show the local control plane's processes, version and nodes
 	$(PY) -m localplatform.cluster status
 
+# ---- local data services ----------------------------------------------------------
+.PHONY: services-up
+services-up: setup ## Start Postgres, Redis, Kafka (KRaft) and the S3 server on 127.0.0.1
+	$(PY) -m localplatform.services up
+
+.PHONY: services-down
+services-down: ## Stop the data services (by PID) and delete their data
+	@if [ -x $(PY) ]; then $(PY) -m localplatform.services down; fi
+
+.PHONY: services-status
+services-status: ## Show the data services' processes and ports
+	$(PY) -m localplatform.services status
+
 # ---- main job ----------------------------------------------------------------------
 .PHONY: demo
-demo: cluster-up ## Bring the local platform up and print its status
+demo: cluster-up services-up ## Bring the local platform up and print its status
 	@echo "Local platform is up. Try: $(TOOLS)/bin/kubectl --kubeconfig .run/cluster/kubeconfig get nodes"
 
 .PHONY: demo-down
-demo-down: cluster-down ## Stop everything `make demo` started
+demo-down: services-down cluster-down ## Stop everything `make demo` started
 
 # ---- tests -------------------------------------------------------------------------
 .PHONY: lint
@@ -85,5 +102,5 @@ test: setup lint ## Every test suite (what CI runs)
 	$(VENV)/bin/pytest
 
 .PHONY: clean
-clean: cluster-down ## Remove runtime state (.run); keeps the tool and Python caches
+clean: services-down cluster-down ## Remove runtime state (.run); keeps the tool and Python caches
 	rm -rf .run

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the project's pinned Go-built toolchain into .tools/ (or $TOOLS_DIR):
 #   helm, kwok (+ its stage configs), etcd, kube-apiserver, kube-controller-manager,
-#   kube-scheduler, kubelet, kubectl, and the Argo CD CRDs from the argo-cd module.
+#   kube-scheduler, kubelet, kubectl, the Argo CD CRDs from the argo-cd module, versitygw
+#   (S3 server), and the Maven jars of hack/maven/*/pom.xml (Kafka broker, Spark jars).
 # Every version comes from versions.env. Idempotent: a tool whose stamp matches its
 # pinned version is skipped, so a warm run costs a few stat calls.
 #
-# Usage: hack/install-tools.sh [helm|kwok|etcd|kubernetes|argocd-crds ...]   (default: all)
+# Usage: hack/install-tools.sh [TOOL ...]   (default: all; TOOL as in ALL below)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -131,7 +132,25 @@ install_argocd_crds() {
   stamp argocd-crds "$v"
 }
 
-ALL=(helm kwok etcd kubernetes argocd-crds)
+install_versitygw() {
+  installed versitygw "$VERSITYGW_VERSION" && return 0
+  GOBIN=$BIN go install -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION"
+  stamp versitygw "$VERSITYGW_VERSION"
+}
+
+# maven_jars NAME DEST: copy-dependencies of hack/maven/NAME/pom.xml into DEST; the
+# stamp is the pom's hash, so editing a coordinate re-resolves.
+maven_jars() {
+  local name=$1 dest=$2 pom=$ROOT/hack/maven/$1/pom.xml hash
+  hash=$(sha256sum "$pom" | cut -c1-16)
+  installed "maven-$name" "$hash" && return 0
+  rm -rf "$dest.tmp"
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dest.tmp"
+  rm -rf "$dest" && mv "$dest.tmp" "$dest"
+  stamp "maven-$name" "$hash"
+}
+
+ALL=(helm kwok etcd kubernetes argocd-crds versitygw kafka spark-jars)
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
 start=$SECONDS
 for tool in "${want[@]}"; do
@@ -141,6 +160,9 @@ for tool in "${want[@]}"; do
     etcd) run_step etcd install_etcd ;;
     kubernetes) run_step kubernetes install_kubernetes ;;
     argocd-crds) run_step argocd-crds install_argocd_crds ;;
+    versitygw) run_step versitygw install_versitygw ;;
+    kafka) run_step kafka maven_jars kafka "$TOOLS_DIR/kafka/libs" ;;
+    spark-jars) run_step spark-jars maven_jars spark "$TOOLS_DIR/spark-jars" ;;
     *) log "unknown tool '$tool' (known: ${ALL[*]})"; exit 2 ;;
   esac
 done

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from localplatform import paths
+from localplatform import paths, procs
 from localplatform.cluster import Cluster
+from localplatform.services import LocalServices
 
 # Subprocesses started by tests and plugins (pytest-helm-charts runs `kubectl` from PATH)
 # use the pinned tools, never whatever the machine happens to have.
@@ -30,3 +31,22 @@ def local_cluster() -> Iterator[Cluster]:
     yield cluster
     if not already_up and os.environ.get("LOCALPLATFORM_KEEP") != "1":
         cluster.down()
+        assert procs.pids_under(cluster.run_dir) == [], "a cluster process outlived its fixture"
+
+
+@pytest.fixture(scope="session")
+def data_services() -> Iterator[LocalServices]:
+    """Postgres, Redis, Kafka and the S3 server on 127.0.0.1 (chdb needs no server).
+
+    Reuses services started by `make services-up`; otherwise starts them for the session,
+    stops them afterwards and asserts that no process is left behind.
+    """
+    services = LocalServices()
+    already_up = services.is_up()
+    timings = services.up()
+    if not already_up:
+        print("\ndata services up: " + ", ".join(f"{t.name} {t.seconds:.1f} s" for t in timings))
+    yield services
+    if not already_up and os.environ.get("LOCALPLATFORM_KEEP") != "1":
+        services.down()
+        assert procs.pids_under(services.run_dir) == [], "a data service outlived its fixture"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +25,11 @@ class StartupError(RuntimeError):
 
 @dataclass
 class Proc:
-    """A server process the platform starts and stops."""
+    """A server process the platform starts and stops.
+
+    A pid is ours when /proc/<pid>/exe is the binary we launched (or `identity`): servers
+    such as redis rewrite their command line, but not their executable.
+    """
 
     name: str
     argv: Sequence[str | Path]
@@ -32,6 +37,9 @@ class Proc:
     ports: Sequence[int] = ()
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    #: The executable the process ends up running when argv[0] is a launcher that
+    #: execs it (setpriv -> postgres); either one identifies the process as ours.
+    identity: str | Path | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -47,7 +55,8 @@ class Proc:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _cmdline(pid)[:1] == [str(self.argv[0])]:
+        owners = {_resolve(self.argv[0]), _resolve(self.identity or self.argv[0])}
+        if _exe(pid) in owners:
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -120,6 +129,18 @@ class Proc:
         )
 
 
+def run_checked(name: str, argv: Sequence[str], timeout: float = 120) -> str:
+    """Run a one-shot setup command; on failure raise with its output."""
+    result = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise StartupError(
+            f"{name} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True when something already listens on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -137,7 +158,7 @@ def pids_under(run_dir: Path) -> list[int]:
     for pid_file in sorted((run_dir / "pids").glob("*.pid")):
         with contextlib.suppress(ValueError):
             pid = int(pid_file.read_text().strip())
-            if _cmdline(pid):
+            if _exe(pid):
                 alive.append(pid)
     return alive
 
@@ -156,19 +177,23 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _cmdline(pid: int) -> list[str]:
+def _resolve(program: str | Path) -> str:
+    found = shutil.which(str(program))
+    return str(Path(found or program).resolve())
+
+
+def _exe(pid: int) -> str | None:
+    """The executable of a live process; None when gone or a zombie."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return str(Path(f"/proc/{pid}/exe").resolve(strict=True))
     except OSError:
-        return []
-    # A zombie has an empty cmdline: treat it as gone.
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        return None
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _cmdline(pid):
+        if not _exe(pid):
             return True
         time.sleep(0.1)
-    return not _cmdline(pid)
+    return not _exe(pid)

@@ -1,0 +1,71 @@
+"""What every local data service shares: its run directory, ports and credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from localplatform import paths
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(f"LOCALPLATFORM_PORT_{name.upper()}", default))
+
+
+@dataclass(frozen=True)
+class ServicePorts:
+    """Loopback ports; each is overridable with LOCALPLATFORM_PORT_<NAME>."""
+
+    postgres: int = field(default_factory=lambda: _port("postgres", 15432))
+    redis: int = field(default_factory=lambda: _port("redis", 16379))
+    kafka: int = field(default_factory=lambda: _port("kafka", 19092))
+    kafka_controller: int = field(default_factory=lambda: _port("kafka_controller", 19093))
+    s3: int = field(default_factory=lambda: _port("s3", 19000))
+
+
+@dataclass(frozen=True)
+class ServicesConfig:
+    run_dir: Path = paths.RUN_DIR / "services"
+    ports: ServicePorts = field(default_factory=ServicePorts)
+
+
+class Credentials:
+    """Passwords generated once per run directory, kept in a 0600 JSON file.
+
+    Local servers still get real passwords: the pipeline reads them from its config the
+    way it reads Kubernetes Secrets in a cluster, so no code path assumes "no auth".
+    """
+
+    NAMES = ("postgres", "airflow_db", "iceberg_db", "redis", "s3_secret")
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "credentials.json"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        values: dict[str, str] = {}
+        if self.path.exists():
+            values = json.loads(self.path.read_text())
+        missing = [n for n in self.NAMES if n not in values]
+        if missing:
+            values.update({n: secrets.token_urlsafe(18) for n in missing})
+            self.path.touch(mode=0o600)
+            self.path.write_text(json.dumps(values, indent=2))
+        self._values = values
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+
+class Service(Protocol):
+    """A local server: started and stopped by PID, healthy before `start` returns."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def running(self) -> bool: ...

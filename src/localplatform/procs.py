@@ -185,9 +185,11 @@ def _resolve(program: str | Path) -> str:
 def _exe(pid: int) -> str | None:
     """The executable of a live process; None when gone or a zombie."""
     try:
-        return str(Path(f"/proc/{pid}/exe").resolve(strict=True))
+        exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
+    # A binary replaced on disk (a tool upgrade) while its process runs: still that process.
+    return str(Path(exe.removesuffix(" (deleted)")).resolve())
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

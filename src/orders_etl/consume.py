@@ -1,0 +1,348 @@
+"""Stage one Kafka topic's new messages to S3 as Parquet, replayably.
+
+Which offsets a batch owns is decided once and recorded in a ledger on S3:
+
+    <prefix>/_ledger/topic=<topic>/<seq:012d>.json   {"seq", "batch_id", "ranges"}
+
+A batch claims the next sequence number with a conditional put (If-None-Match: *): its
+ranges start where the previous claim ended and end at the high watermarks taken at
+task start. Two runs racing for the same number cannot both win, so ranges never
+overlap and never leave gaps, whatever the number of active runs. A retry or a
+cleared rerun finds its own claim (through the batch's `_claim.json`, or by scanning
+the ledger's tail if it died between the two writes) and reads exactly the same
+offsets again. Objects are written before the manifest; the manifest is written last
+and makes the batch visible (see orders_etl.staging). Once a manifest exists the topic
+is not read again: its objects are checked against it instead.
+
+The first claim of a topic starts at the consumer group's committed offsets, or at the
+beginning of each partition; the group's offsets are committed after every manifest so
+the usual lag tools show how far staging is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
+
+from orders_etl.staging import PARQUET_SCHEMA, Manifest, PartitionRange, StagingLocation
+
+log = logging.getLogger(__name__)
+
+#: How many ledger entries a retry scans backwards for its own claim.
+LEDGER_SCAN_LIMIT = 200
+#: Messages buffered before a row group is flushed to the Parquet file.
+ROW_GROUP_ROWS = 100_000
+
+
+class StagingError(RuntimeError):
+    """Staging cannot proceed: the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    seq: int
+    batch_id: str
+    ranges: dict[int, tuple[int, int]]  # partition -> [start, end)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "seq": self.seq,
+                "batch_id": self.batch_id,
+                "ranges": {str(p): list(r) for p, r in sorted(self.ranges.items())},
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Claim:
+        body = json.loads(text)
+        return cls(
+            int(body["seq"]),
+            body["batch_id"],
+            {int(p): (int(r[0]), int(r[1])) for p, r in body["ranges"].items()},
+        )
+
+
+class TopicStager:
+    """Stages one topic for one batch. `consumer_factory` returns an unsubscribed Consumer."""
+
+    def __init__(
+        self,
+        consumer_factory: Callable[[], Consumer],
+        s3: Any,
+        location: StagingLocation,
+        group_id: str,
+        timeout: float = 120.0,
+    ) -> None:
+        self._consumer_factory = consumer_factory
+        self._s3 = s3
+        self._location = location
+        self._group_id = group_id
+        self._timeout = timeout
+
+    # -- entry point ----------------------------------------------------------------------
+    def stage(self, batch_id: str, topic: str) -> Manifest:
+        manifest_key = self._location.manifest_key(batch_id, topic)
+        existing = self._get_text(manifest_key)
+        if existing is not None:
+            manifest = Manifest.from_json(existing)
+            self._verify_objects(manifest)
+            log.info(
+                "%s: batch %s already staged (%d rows); objects verified",
+                topic,
+                batch_id,
+                manifest.rows,
+            )
+            return manifest
+
+        consumer = self._consumer_factory()
+        try:
+            claim = self._find_claim(batch_id, topic) or self._claim(consumer, batch_id, topic)
+            partitions = tuple(
+                self._stage_partition(consumer, batch_id, topic, partition, start, end)
+                for partition, (start, end) in sorted(claim.ranges.items())
+            )
+            manifest = Manifest(batch_id, topic, partitions, extra={"ledger_seq": claim.seq})
+            self._put(manifest_key, manifest.to_json().encode(), "application/json")
+            self._commit(consumer, topic, manifest)
+        finally:
+            consumer.close()
+        log.info(
+            "%s: staged %d rows for batch %s (ledger seq %d)",
+            topic,
+            manifest.rows,
+            batch_id,
+            claim.seq,
+        )
+        return manifest
+
+    # -- the ledger -----------------------------------------------------------------------
+    def _ledger_prefix(self, topic: str) -> str:
+        return f"{self._location.prefix}/_ledger/topic={topic}/"
+
+    def _claim_pointer_key(self, batch_id: str, topic: str) -> str:
+        return f"{self._location.topic_prefix(batch_id, topic)}/_claim.json"
+
+    def _ledger_keys(self, topic: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(
+            Bucket=self._location.bucket, Prefix=self._ledger_prefix(topic)
+        ):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def _find_claim(self, batch_id: str, topic: str) -> Claim | None:
+        pointer = self._get_text(self._claim_pointer_key(batch_id, topic))
+        if pointer is not None:
+            return Claim.from_json(pointer)
+        for key in reversed(self._ledger_keys(topic)[-LEDGER_SCAN_LIMIT:]):
+            text = self._get_text(key)
+            if text is not None and (claim := Claim.from_json(text)).batch_id == batch_id:
+                self._put(
+                    self._claim_pointer_key(batch_id, topic), text.encode(), "application/json"
+                )
+                return claim
+        return None
+
+    def _claim(self, consumer: Consumer, batch_id: str, topic: str) -> Claim:
+        high = self._high_watermarks(consumer, topic)
+        while True:
+            keys = self._ledger_keys(topic)
+            if keys:
+                last_text = self._get_text(keys[-1])
+                assert last_text is not None
+                last = Claim.from_json(last_text)
+                seq = last.seq + 1
+                starts = {p: r[1] for p, r in last.ranges.items()}
+            else:
+                seq = 0
+                starts = self._initial_offsets(consumer, topic, list(high))
+            ranges: dict[int, tuple[int, int]] = {}
+            for partition, hw in high.items():
+                start = starts.get(partition, self._low_watermark(consumer, topic, partition))
+                ranges[partition] = (start, max(start, hw))
+            claim = Claim(seq, batch_id, ranges)
+            key = f"{self._ledger_prefix(topic)}{seq:012d}.json"
+            if self._put_if_absent(key, claim.to_json().encode()):
+                self._put(
+                    self._claim_pointer_key(batch_id, topic),
+                    claim.to_json().encode(),
+                    "application/json",
+                )
+                return claim
+            log.info("%s: ledger seq %d was claimed by another run; retrying", topic, seq)
+
+    # -- Kafka --------------------------------------------------------------------------
+    def _partitions(self, consumer: Consumer, topic: str) -> list[int]:
+        metadata = consumer.list_topics(topic, timeout=self._timeout)
+        entry = metadata.topics.get(topic)
+        if entry is None or entry.error is not None:
+            reason = entry.error if entry is not None else "not in metadata"
+            raise StagingError(f"topic {topic!r} is not available on the broker: {reason}")
+        return sorted(entry.partitions)
+
+    def _high_watermarks(self, consumer: Consumer, topic: str) -> dict[int, int]:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self._timeout)[1]
+            for p in self._partitions(consumer, topic)
+        }
+
+    def _low_watermark(self, consumer: Consumer, topic: str, partition: int) -> int:
+        low: int = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=self._timeout
+        )[0]
+        return low
+
+    def _initial_offsets(
+        self, consumer: Consumer, topic: str, partitions: list[int]
+    ) -> dict[int, int]:
+        committed = consumer.committed(
+            [TopicPartition(topic, p) for p in partitions], timeout=self._timeout
+        )
+        starts = {}
+        for tp in committed:
+            starts[tp.partition] = (
+                tp.offset
+                if tp.offset != OFFSET_INVALID
+                else self._low_watermark(consumer, topic, tp.partition)
+            )
+        return starts
+
+    def _commit(self, consumer: Consumer, topic: str, manifest: Manifest) -> None:
+        offsets = [TopicPartition(topic, p, end) for p, end in manifest.end_offsets().items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:  # informational only: the ledger is the truth
+            log.warning(
+                "%s: could not commit group offsets (%s); staging is unaffected", topic, error
+            )
+
+    def _stage_partition(
+        self, consumer: Consumer, batch_id: str, topic: str, partition: int, start: int, end: int
+    ) -> PartitionRange:
+        if start >= end:
+            return PartitionRange(partition, start, end, 0, None, None, 0)
+        low = self._low_watermark(consumer, topic, partition)
+        if low > start:
+            raise StagingError(
+                f"{topic}[{partition}] offsets {start}..{low - 1} were deleted by retention "
+                f"before batch {batch_id} staged them; they cannot be replayed"
+            )
+        key = self._location.object_key(batch_id, topic, partition, start, end)
+        with tempfile.TemporaryDirectory(prefix="orders-etl-stage-") as tmp:
+            path = Path(tmp) / "part.parquet"
+            rows = self._read_range_to_parquet(consumer, topic, partition, start, end, path)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            size = path.stat().st_size
+            # One PUT (or one completed multipart upload) is atomic: no reader sees a part.
+            self._s3.upload_file(
+                str(path), self._location.bucket, key, ExtraArgs={"Metadata": {"sha256": digest}}
+            )
+        if rows == 0:  # every offset in range was a transaction marker or compacted away
+            self._s3.delete_object(Bucket=self._location.bucket, Key=key)
+            return PartitionRange(partition, start, end, 0, None, None, 0)
+        return PartitionRange(partition, start, end, rows, self._location.uri(key), digest, size)
+
+    def _read_range_to_parquet(
+        self, consumer: Consumer, topic: str, partition: int, start: int, end: int, path: Path
+    ) -> int:
+        consumer.assign([TopicPartition(topic, partition, start)])
+        columns: dict[str, list[Any]] = {name: [] for name in PARQUET_SCHEMA.names}
+        rows = 0
+        deadline = time.monotonic() + self._timeout
+        with pq.ParquetWriter(path, PARQUET_SCHEMA, compression="zstd") as writer:
+            while True:
+                position = consumer.position([TopicPartition(topic, partition)])[0].offset
+                if position >= end:
+                    break
+                if time.monotonic() > deadline:
+                    raise StagingError(
+                        f"{topic}[{partition}] did not reach offset {end} within "
+                        f"{self._timeout:.0f} s (at {position}); is the broker healthy?"
+                    )
+                for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                    if message.error() is not None:
+                        raise StagingError(f"{topic}[{partition}]: {message.error()}")
+                    offset = message.offset()
+                    if offset is None or offset >= end:
+                        continue
+                    ts_type, ts = message.timestamp()
+                    columns["topic"].append(topic)
+                    columns["partition"].append(partition)
+                    columns["offset"].append(offset)
+                    columns["kafka_timestamp_ms"].append(ts if ts_type else None)
+                    columns["key"].append(message.key())
+                    columns["value"].append(message.value())
+                    rows += 1
+                    deadline = time.monotonic() + self._timeout
+                if len(columns["offset"]) >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.table(columns, schema=PARQUET_SCHEMA))
+                    columns = {name: [] for name in PARQUET_SCHEMA.names}
+            if columns["offset"]:
+                writer.write_table(pa.table(columns, schema=PARQUET_SCHEMA))
+        consumer.unassign()
+        return rows
+
+    # -- S3 -----------------------------------------------------------------------------
+    def _get_text(self, key: str) -> str | None:
+        try:
+            body = self._s3.get_object(Bucket=self._location.bucket, Key=key)["Body"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        return str(body.read().decode())
+
+    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(
+            Bucket=self._location.bucket, Key=key, Body=body, ContentType=content_type
+        )
+
+    def _put_if_absent(self, key: str, body: bytes) -> bool:
+        try:
+            self._s3.put_object(
+                Bucket=self._location.bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] in (
+                "PreconditionFailed",
+                "412",
+                "ConditionalRequestConflict",
+            ):
+                return False
+            raise
+        return True
+
+    def _verify_objects(self, manifest: Manifest) -> None:
+        for part in manifest.partitions:
+            if part.object is None:
+                continue
+            key = part.object.removeprefix(f"s3://{self._location.bucket}/")
+            try:
+                head = self._s3.head_object(Bucket=self._location.bucket, Key=key)
+            except ClientError as error:
+                raise StagingError(
+                    f"manifest of batch {manifest.batch_id} names {part.object}, which is "
+                    f"missing ({error.response['Error']['Code']}); the staging area was "
+                    "modified outside the pipeline"
+                ) from None
+            if head.get("Metadata", {}).get("sha256") != part.sha256:
+                raise StagingError(f"{part.object} does not match its manifest's sha256")

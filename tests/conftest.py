@@ -14,6 +14,9 @@ from localplatform.services import LocalServices
 # Subprocesses started by tests and plugins (pytest-helm-charts runs `kubectl` from PATH)
 # use the pinned tools, never whatever the machine happens to have.
 os.environ["PATH"] = f"{paths.TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+# Airflow imported by tests gets a throwaway home, never ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(paths.RUN_DIR / "airflow-tests"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 @pytest.fixture(scope="session")

@@ -120,8 +120,9 @@ class Manifest:
         if body.get("format") != FORMAT_VERSION:
             raise ValueError(f"unsupported manifest format {body.get('format')!r}")
         partitions = tuple(PartitionRange(**p) for p in body["partitions"])
-        manifest = cls(body["batch_id"], body["topic"], partitions, body["format"],
-                       body.get("extra", {}))
+        manifest = cls(
+            body["batch_id"], body["topic"], partitions, body["format"], body.get("extra", {})
+        )
         if body.get("rows") != manifest.rows:
             raise ValueError(f"manifest rows {body.get('rows')} != sum of partitions")
         return manifest

@@ -1,0 +1,212 @@
+"""Creates this run's SparkApplication and defers until the spark-operator finishes it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+from kubernetes.client.exceptions import ApiException
+
+from orders_etl.sparkapp import (
+    COMPLETED,
+    FAILED_STATES,
+    GROUP,
+    LABEL_DAG,
+    LABEL_RUN,
+    LABEL_TRY,
+    PLURAL,
+    VERSION,
+    application_name,
+    application_state,
+    render_application,
+    run_hash,
+)
+from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
+
+
+class SparkApplicationOperator(BaseOperator):
+    """Submit a SparkApplication built from a template, wait in the triggerer, return metrics.
+
+    - The name is deterministic per run and try. If it already exists (the worker died
+      after creating it) a running application is adopted, a COMPLETED one is taken as
+      done, a failed one is replaced.
+    - A retry creates a fresh application (new try number) and deletes the applications of
+      earlier tries of the same run, so nothing stale keeps running or piles up.
+    - The wait happens in the triggerer (`SparkApplicationTrigger`); the task fails with
+      the spark-operator's errorMessage when the application fails.
+    - The job's metrics JSON (written by the job to `metrics_uri`) is read and returned:
+      the numbers downstream tasks report are the job's own.
+
+    :param template_path: YAML file with a SparkApplication (the chart's ConfigMap).
+    :param arguments: appended to `spec.arguments` (templated).
+    :param metrics_uri: s3:// URI of the job's metrics JSON (templated).
+    """
+
+    template_fields: Sequence[str] = ("arguments", "metrics_uri", "namespace")
+
+    def __init__(
+        self,
+        *,
+        template_path: str | Path,
+        namespace: str,
+        arguments: list[str],
+        metrics_uri: str,
+        kubernetes_conn_id: str = "kubernetes_default",
+        aws_conn_id: str | None = "aws_default",
+        poll_interval: float = 10.0,
+        wait_timeout: float = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.template_path = str(template_path)
+        self.namespace = namespace
+        self.arguments = arguments
+        self.metrics_uri = metrics_uri
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+
+    # -- helpers --------------------------------------------------------------------------
+    def _hook(self) -> KubernetesHook:
+        return KubernetesHook(conn_id=self.kubernetes_conn_id)
+
+    def _labels(self, context: Any) -> dict[str, str]:
+        ti = context["ti"]
+        return {
+            "app.kubernetes.io/managed-by": "airflow",
+            LABEL_DAG: ti.dag_id[:63],
+            LABEL_RUN: run_hash(ti.dag_id, ti.run_id),
+            LABEL_TRY: str(ti.try_number),
+        }
+
+    def _get(self, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = self._hook().get_custom_object(
+                group=GROUP, version=VERSION, plural=PLURAL, name=name, namespace=self.namespace
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return obj
+
+    def _delete(self, name: str) -> None:
+        try:
+            self._hook().delete_custom_object(
+                group=GROUP, version=VERSION, plural=PLURAL, name=name, namespace=self.namespace
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def _delete_earlier_tries(self, labels: dict[str, str]) -> None:
+        listed = self._hook().custom_object_client.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            label_selector=f"{LABEL_RUN}={labels[LABEL_RUN]}",
+        )
+        for item in listed.get("items", []):
+            item_try = int(item["metadata"].get("labels", {}).get(LABEL_TRY, "0"))
+            if item_try < int(labels[LABEL_TRY]):
+                self.log.info("Deleting %s from try %d", item["metadata"]["name"], item_try)
+                self._delete(item["metadata"]["name"])
+
+    # -- execution ------------------------------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        ti = context["ti"]
+        labels = self._labels(context)
+        name = application_name(ti.dag_id, ti.run_id, ti.try_number)
+        template = yaml.safe_load(Path(self.template_path).read_text())
+        body = render_application(
+            template,
+            name=name,
+            namespace=self.namespace,
+            arguments=[str(a) for a in self.arguments],
+            labels=labels,
+        )
+        self._delete_earlier_tries(labels)
+        ti.xcom_push(key="application_name", value=name)
+        self._application_name = name
+        try:
+            self._hook().create_custom_object(
+                group=GROUP, version=VERSION, plural=PLURAL, body=body, namespace=self.namespace
+            )
+            self.log.info("Created SparkApplication %s/%s", self.namespace, name)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            existing = self._get(name) or {}
+            state, _ = application_state(existing)
+            if state == COMPLETED:
+                self.log.info("SparkApplication %s already COMPLETED; adopting it", name)
+                return self.execute_complete(
+                    context,
+                    {
+                        "status": "success",
+                        "name": name,
+                        "namespace": self.namespace,
+                        "state": state,
+                        "message": "",
+                    },
+                )
+            if state in FAILED_STATES:
+                self.log.info("SparkApplication %s is %s; replacing it", name, state)
+                self._delete(name)
+                self._wait_deleted(name)
+                self._hook().create_custom_object(
+                    group=GROUP, version=VERSION, plural=PLURAL, body=body, namespace=self.namespace
+                )
+            else:
+                self.log.info(
+                    "SparkApplication %s exists (%s); adopting it", name, state or "no status yet"
+                )
+        self.defer(
+            trigger=SparkApplicationTrigger(
+                name=name,
+                namespace=self.namespace,
+                kubernetes_conn_id=self.kubernetes_conn_id,
+                poll_interval=self.poll_interval,
+                timeout_at=time.time() + self.wait_timeout,
+            ),
+            method_name="execute_complete",
+        )
+        return None  # not reached: defer() raises
+
+    def _wait_deleted(self, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self._get(name) is not None:
+            if time.monotonic() > deadline:
+                raise AirflowException(f"SparkApplication {name} was not deleted in {timeout} s")
+            time.sleep(1)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        name = event["name"]
+        if event["status"] != "success":
+            raise AirflowException(
+                f"SparkApplication {event['namespace']}/{name} {event['status']}"
+                f" ({event.get('state') or 'no state'}): {event.get('message') or 'no message'}"
+            )
+        self.log.info("SparkApplication %s COMPLETED; reading metrics %s", name, self.metrics_uri)
+        bucket, key = S3Hook.parse_s3_url(self.metrics_uri)
+        metrics: dict[str, Any] = json.loads(
+            S3Hook(aws_conn_id=self.aws_conn_id).read_key(key=key, bucket_name=bucket)
+        )
+        metrics["application_name"] = name
+        return metrics
+
+    def on_kill(self) -> None:
+        """Delete the application this task created (a killed task must not leave it running)."""
+        name = getattr(self, "_application_name", None)
+        if name:
+            self._delete(name)

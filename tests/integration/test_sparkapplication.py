@@ -1,0 +1,294 @@
+"""SparkApplication operator + trigger against the real API server and the generated CRD."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from airflow.sdk.exceptions import TaskDeferred
+
+from localplatform import paths
+from localplatform.cluster import Cluster
+from orders_etl.operators.sparkapplication import SparkApplicationOperator
+from orders_etl.sparkapp import LABEL_TRY, application_name
+from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
+
+pytestmark = pytest.mark.integration
+
+CONN_ID = "kubernetes_local_test"
+
+TEMPLATE: dict[str, Any] = {
+    "apiVersion": "sparkoperator.k8s.io/v1beta2",
+    "kind": "SparkApplication",
+    "metadata": {"name": "placeholder"},
+    "spec": {
+        "type": "Python",
+        "mode": "cluster",
+        "pythonVersion": "3",
+        "image": "orders-etl/spark:3.5.9",
+        "sparkVersion": "3.5.9",
+        "mainApplicationFile": "local:///opt/orders-etl/spark-jobs/main.py",
+        "restartPolicy": {"type": "Never"},
+        "driver": {"cores": 1, "memory": "1g", "serviceAccount": "orders-etl-spark-driver"},
+        "executor": {"cores": 1, "instances": 1, "memory": "1g"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def spark_namespace(
+    local_cluster: Cluster, monkeypatch_module: pytest.MonkeyPatch
+) -> Iterator[str]:
+    crds = paths.TOOLS_SHARE / "spark-crds"
+    local_cluster.kubectl("apply", "--server-side", "-f", str(crds))
+    local_cluster.kubectl(
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/sparkapplications.sparkoperator.k8s.io",
+    )
+    namespace = f"spark-{uuid.uuid4().hex[:8]}"
+    local_cluster.kubectl("create", "namespace", namespace)
+    monkeypatch_module.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps(
+            {
+                "conn_type": "kubernetes",
+                "extra": {"kube_config_path": str(local_cluster.kubeconfig)},
+            }
+        ),
+    )
+    yield namespace
+    local_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def create_app(cluster: Cluster, namespace: str, name: str) -> None:
+    body = {**TEMPLATE, "metadata": {"name": name, "namespace": namespace}}
+    cluster.kubectl("create", "-f", "-", input=json.dumps(body))
+
+
+def set_state(cluster: Cluster, namespace: str, name: str, state: str, message: str = "") -> None:
+    """Write status the way spark-operator v2 does, through the status subresource."""
+    status = {
+        "applicationState": {"state": state, "errorMessage": message},
+        "driverInfo": {"podName": f"{name}-driver"},
+        "sparkApplicationId": f"spark-{name}",
+        "executorState": {},
+    }
+    cluster.kubectl(
+        "patch",
+        "sparkapplication",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
+def run_trigger(
+    trigger: SparkApplicationTrigger,
+    cluster: Cluster,
+    namespace: str,
+    transitions: list[tuple[str, str]],
+) -> dict[str, Any]:
+    async def drive() -> dict[str, Any]:
+        async def patch_later() -> None:
+            for state, message in transitions:
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(set_state, cluster, namespace, trigger.name, state, message)
+
+        patcher = asyncio.create_task(patch_later())
+        event = await asyncio.wait_for(anext(trigger.run()), timeout=60)
+        await patcher
+        return dict(event.payload)
+
+    return asyncio.run(drive())
+
+
+def trigger_for(name: str, namespace: str, timeout: float = 60) -> SparkApplicationTrigger:
+    return SparkApplicationTrigger(
+        name=name,
+        namespace=namespace,
+        kubernetes_conn_id=CONN_ID,
+        poll_interval=0.2,
+        timeout_at=time.time() + timeout,
+    )
+
+
+def test_trigger_success_after_submitted_and_running(
+    local_cluster: Cluster, spark_namespace: str
+) -> None:
+    create_app(local_cluster, spark_namespace, "app-ok")
+    event = run_trigger(
+        trigger_for("app-ok", spark_namespace),
+        local_cluster,
+        spark_namespace,
+        [("SUBMITTED", ""), ("RUNNING", ""), ("COMPLETED", "")],
+    )
+    assert event["status"] == "success"
+    assert event["state"] == "COMPLETED"
+
+
+def test_trigger_failure_carries_error_message(
+    local_cluster: Cluster, spark_namespace: str
+) -> None:
+    create_app(local_cluster, spark_namespace, "app-bad")
+    event = run_trigger(
+        trigger_for("app-bad", spark_namespace),
+        local_cluster,
+        spark_namespace,
+        [("RUNNING", ""), ("FAILED", "driver container failed with ExitCode: 1")],
+    )
+    assert event == {
+        "status": "failed",
+        "state": "FAILED",
+        "message": "driver container failed with ExitCode: 1",
+        "name": "app-bad",
+        "namespace": spark_namespace,
+    }
+
+
+def test_serialised_trigger_resumes(local_cluster: Cluster, spark_namespace: str) -> None:
+    create_app(local_cluster, spark_namespace, "app-resume")
+    set_state(local_cluster, spark_namespace, "app-resume", "RUNNING")
+    classpath, kwargs = trigger_for("app-resume", spark_namespace).serialize()
+    json.dumps(kwargs)  # what the triggerer stores must be JSON-plain
+    module, _, cls = classpath.rpartition(".")
+    revived = getattr(importlib.import_module(module), cls)(**kwargs)
+    event = run_trigger(revived, local_cluster, spark_namespace, [("COMPLETED", "")])
+    assert event["status"] == "success"
+
+
+def test_missing_application_fails_clearly(local_cluster: Cluster, spark_namespace: str) -> None:
+    event = run_trigger(
+        trigger_for("never-created", spark_namespace), local_cluster, spark_namespace, []
+    )
+    assert event["status"] == "not_found"
+    assert "was deleted" in event["message"]
+
+
+def test_timeout_is_an_event_not_a_hang(local_cluster: Cluster, spark_namespace: str) -> None:
+    create_app(local_cluster, spark_namespace, "app-slow")
+    event = run_trigger(
+        trigger_for("app-slow", spark_namespace, timeout=1), local_cluster, spark_namespace, []
+    )
+    assert event["status"] == "timeout"
+
+
+class FakeTI:
+    def __init__(self, run_id: str, try_number: int) -> None:
+        self.dag_id = "orders_etl"
+        self.run_id = run_id
+        self.try_number = try_number
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def operator(tmp_path: Path, namespace: str) -> SparkApplicationOperator:
+    template = tmp_path / "template.yaml"
+    template.write_text(yaml.safe_dump(TEMPLATE))
+    return SparkApplicationOperator(
+        task_id="spark_transform",
+        template_path=template,
+        namespace=namespace,
+        arguments=["--batch-id", "b1"],
+        metrics_uri="s3://staging/x/_metrics.json",
+        kubernetes_conn_id=CONN_ID,
+        poll_interval=0.2,
+    )
+
+
+def get_app(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    out = cluster.kubectl(
+        "get", "sparkapplication", name, "-n", namespace, "-o", "json", check=False
+    )
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def test_operator_creates_defers_adopts_and_cleans_up_earlier_tries(
+    local_cluster: Cluster, spark_namespace: str, tmp_path: Path
+) -> None:
+    op = operator(tmp_path, spark_namespace)
+    run_id = f"manual__{uuid.uuid4().hex}"
+    first = FakeTI(run_id, 1)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": first})
+    name1 = application_name("orders_etl", run_id, 1)
+    assert deferred.value.trigger.name == name1
+    created = get_app(local_cluster, spark_namespace, name1)
+    assert created is not None
+    assert created["spec"]["arguments"] == ["--batch-id", "b1"]
+    assert created["metadata"]["labels"][LABEL_TRY] == "1"
+    assert created["spec"]["driver"]["labels"][LABEL_TRY] == "1"
+
+    # The same try again (a worker died after creating it): the running app is adopted.
+    set_state(local_cluster, spark_namespace, name1, "RUNNING")
+    uid = created["metadata"]["uid"]
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI(run_id, 1)})
+    assert get_app(local_cluster, spark_namespace, name1)["metadata"]["uid"] == uid
+
+    # A FAILED app of the same try is replaced by a fresh one.
+    set_state(local_cluster, spark_namespace, name1, "FAILED", "OOMKilled")
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI(run_id, 1)})
+    assert get_app(local_cluster, spark_namespace, name1)["metadata"]["uid"] != uid
+
+    # A retry gets a new name and the earlier try's application is deleted.
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI(run_id, 2)})
+    assert get_app(local_cluster, spark_namespace, application_name("orders_etl", run_id, 2))
+    deadline = time.monotonic() + 30
+    while get_app(local_cluster, spark_namespace, name1) is not None:
+        assert time.monotonic() < deadline, "the earlier try's application was not deleted"
+        time.sleep(0.5)
+
+
+def test_operator_raises_with_the_operators_error_message(tmp_path: Path) -> None:
+    op = operator(tmp_path, "ns")
+    with pytest.raises(Exception, match=r"FAILED.*executor lost"):
+        op.execute_complete(
+            {},
+            {
+                "status": "failed",
+                "state": "FAILED",
+                "name": "a",
+                "namespace": "ns",
+                "message": "executor lost",
+            },
+        )
+
+
+def test_template_violating_the_schema_is_refused_before_the_api(tmp_path: Path) -> None:
+    bad = {**TEMPLATE, "spec": {**TEMPLATE["spec"], "driver": {"cores": "one"}}}
+    template = tmp_path / "bad.yaml"
+    template.write_text(yaml.safe_dump(bad))
+    op = SparkApplicationOperator(
+        task_id="t",
+        template_path=template,
+        namespace="ns",
+        arguments=[],
+        metrics_uri="s3://b/k",
+        kubernetes_conn_id=CONN_ID,
+    )
+    with pytest.raises(ValueError, match="cores"):
+        op.execute({"ti": FakeTI("r", 1)})

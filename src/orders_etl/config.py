@@ -14,7 +14,7 @@ import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,6 +35,8 @@ def _identifier(value: str) -> str:
 
 class DagConfig(_Section):
     dag_id: str
+    event_driven: bool
+    schedule: str | None = None
     max_active_runs: int = Field(ge=1)
     retries: int = Field(ge=0)
     retry_delay_seconds: int = Field(gt=0)
@@ -45,6 +47,7 @@ class DagConfig(_Section):
 
 class KafkaConfig(_Section):
     connection_id: str
+    watcher_connection_id: str
     topics: tuple[str, ...] = Field(min_length=1)
     group_id: str
     poll_timeout_seconds: float = Field(gt=0)
@@ -98,6 +101,11 @@ class ClickHouseConfig(_Section):
 class ExecutorsConfig(_Section):
     light: str
     isolated: str
+    tasks: dict[str, Literal["light", "isolated"]]
+
+    def for_task(self, task_id: str) -> str:
+        """The executor class for a task id (light unless the config says otherwise)."""
+        return self.isolated if self.tasks.get(task_id) == "isolated" else self.light
 
 
 class AlertingConfig(_Section):

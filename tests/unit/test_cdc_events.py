@@ -30,9 +30,16 @@ def test_same_seed_same_files_and_every_hard_case_present(tmp_path: Path) -> Non
     lsns = [v["source"]["lsn"] for v in values if "lsn" in v.get("source", {})]
     assert len(lsns) != len(set(lsns)), "exact duplicates (same lsn)"
     by_key: dict[int, list[int]] = {}
-    for v in values:
-        if v.get("op") in ("c", "u", "d") and v.get("after", v.get("before")):
-            row = v["after"] or v["before"]
+    well_formed = [
+        v
+        for v in values
+        if "lsn" in v.get("source", {})
+        and v.get("op") in ("c", "u", "d")
+        and (v.get("after") or v.get("before"))
+    ]
+    for v in well_formed:
+        row = v["after"] or v["before"]
+        if isinstance(row.get("id"), int):
             by_key.setdefault(row["id"], []).append(v["source"]["lsn"])
     assert any(seq != sorted(seq) for seq in by_key.values()), "an out-of-order pair"
     prices = [

@@ -129,10 +129,16 @@ class Proc:
         )
 
 
-def run_checked(name: str, argv: Sequence[str], timeout: float = 120) -> str:
+def run_checked(
+    name: str,
+    argv: Sequence[str],
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> str:
     """Run a one-shot setup command; on failure raise with its output."""
     result = subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        list(argv), capture_output=True, text=True, timeout=timeout, check=False, env=env, cwd=cwd
     )
     if result.returncode != 0:
         raise StartupError(

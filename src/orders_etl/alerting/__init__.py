@@ -1,0 +1,1 @@
+"""Failure alerting: an Airflow listener plugin (retry = warning, final failure = page)."""

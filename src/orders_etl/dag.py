@@ -21,6 +21,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from orders_etl import assets
 from orders_etl.config import PipelineConfig, load_config
+from orders_etl.notify import RunFigures, notify_run
+from orders_etl.operators.clickhouse import GoldToClickHouseOperator
 from orders_etl.operators.consume import KafkaToStagingOperator
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
 from orders_etl.staging import StagingLocation
@@ -46,6 +48,34 @@ def spark_arguments(config: PipelineConfig, batch: dict[str, Any]) -> list[str]:
     for manifest in batch["manifests"]:
         args += ["--manifest", manifest]
     return args
+
+
+def run_figures(
+    dag_id: str,
+    run_id: str,
+    batch: dict[str, Any],
+    metrics: dict[str, Any],
+    loaded: dict[str, Any],
+    clickhouse_table: str,
+) -> RunFigures:
+    """The run's figures, each taken from the task that measured it."""
+    return RunFigures(
+        dag_id=dag_id,
+        run_id=run_id,
+        events_per_topic=batch["rows_per_topic"],
+        rows_per_table={
+            name: int(t.get("rows_out", t.get("stored_for_batch", 0)))
+            for name, t in metrics["tables"].items()
+        },
+        quarantined=int(metrics["totals"]["quarantined"]),
+        tombstones=int(metrics["totals"]["tombstones"]),
+        clickhouse_rows=int(loaded["rows_written"]),
+        touched_dates=list(metrics["touched_dates"]),
+        clickhouse_table=clickhouse_table,
+        partitions_replaced=int(loaded["partitions_replaced"]),
+        partitions_dropped=int(loaded["partitions_dropped"]),
+        duration_seconds=float(metrics["duration_seconds"]),
+    )
 
 
 def metrics_uri(config: PipelineConfig, batch_id: str) -> str:
@@ -128,5 +158,36 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
             inlets=[assets.staging(config)],
             outlets=assets.iceberg_tables(config),
         )
-        batch >> transform
+        spark_metrics: Any = transform.output
+        ch = config.clickhouse
+        load = GoldToClickHouseOperator(
+            task_id="load_clickhouse",
+            executor=execs.for_task("load_clickhouse"),
+            touched_dates=spark_metrics["touched_dates"],
+            iceberg_catalog=config.iceberg.catalog,
+            gold_table=f"{config.iceberg.gold_namespace}.daily_revenue",
+            clickhouse_conn_id=ch.connection_id,
+            database=ch.database,
+            table=ch.table,
+            inlets=[assets.iceberg_table(config, config.iceberg.gold_namespace, "daily_revenue")],
+            outlets=[assets.clickhouse_table(config)],
+        )
+
+        @task(executor=execs.for_task("notify"))
+        def notify(
+            batch: dict[str, Any], metrics: dict[str, Any], loaded: dict[str, Any], **context: Any
+        ) -> str:
+            figures = run_figures(
+                config.dag.dag_id,
+                context["run_id"],
+                batch,
+                metrics,
+                loaded,
+                f"{ch.database}.{ch.table}",
+            )
+            return notify_run(figures, slack_conn_id=config.alerting.slack_connection_id)
+
+        batch >> transform >> load
+        loaded: Any = load.output
+        notify(batch, spark_metrics, loaded)
     return dag

@@ -35,7 +35,18 @@ def test_dag_folder_imports_without_errors(dagbag) -> None:  # type: ignore[no-u
 def test_graph_tasks_mapping_pools_executors_outlets(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["orders_etl"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) >= {"consume", "verify_staging", "spark_transform"}
+    assert set(tasks) == {
+        "consume",
+        "verify_staging",
+        "spark_transform",
+        "load_clickhouse",
+        "notify",
+    }
+    assert tasks["spark_transform"].downstream_task_ids == {"load_clickhouse", "notify"}
+    assert tasks["load_clickhouse"].executor == "KubernetesExecutor"
+    assert {a.name for a in tasks["load_clickhouse"].outlets} == {
+        "clickhouse_dashboards_daily_revenue"
+    }
     assert tasks["consume"].downstream_task_ids == {"verify_staging"}
     assert "spark_transform" in tasks["verify_staging"].downstream_task_ids
     # consume is mapped over the three CDC topics

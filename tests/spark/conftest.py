@@ -1,0 +1,65 @@
+"""Fixtures for the Spark job's tests: one Spark session per module, the job on the path."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localplatform import paths
+
+HERE = Path(__file__).parent
+# The job package (spark-jobs/orders_cdc) and the test helpers (cdc_*.py), importable.
+for entry in (paths.REPO_ROOT / "spark-jobs", HERE):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+from cdc_jobfiles import job_zip  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def services(request: pytest.FixtureRequest) -> Any:
+    """The data services. Uses the running ones when they answer (even if their pid files
+    went stale), so this suite never starts or stops servers other people share;
+    otherwise falls back to the session fixture `data_services`."""
+    from localplatform.services import LocalServices
+
+    running = LocalServices()
+    try:
+        running.s3.client().head_bucket(Bucket="staging")
+        import psycopg2
+
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=running.postgres.port,
+            dbname="iceberg",
+            user="iceberg",
+            password=running.credentials["iceberg_db"],
+            connect_timeout=5,
+        ).close()
+    except Exception:
+        return request.getfixturevalue("data_services")
+    return running
+
+
+@pytest.fixture(scope="module")
+def spark(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from localplatform.spark import local_session
+    from orders_etl.catalog import spark_conf
+
+    # Python workers (mapInArrow) must run this venv's interpreter (pyarrow, boto3).
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = local_session(spark_conf(services.catalog_config()), "orders-cdc-tests")
+    session.sparkContext.addPyFile(str(job_zip(tmp_path_factory.mktemp("job"))))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,301 @@
+"""The orders CDC Spark job against real Iceberg (JDBC catalog on Postgres, S3 warehouse).
+
+One module-scoped Spark session; each scenario runs in its own Iceberg namespaces and
+staging prefix, so tests never collide with each other or with other people's runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cdc_jobfiles import SPARK_JOBS, job_zip
+from cdc_reference import current_state, daily_revenue, records
+from cdc_scenario import Message, Scenario, build_scenario, write_staging
+
+from localplatform.spark import spark_jars
+from orders_etl.catalog import spark_conf
+from orders_etl.staging import StagingLocation
+
+pytestmark = pytest.mark.integration
+
+SILVER_FIELDS = {
+    "orders": "customer_id, status, currency, unix_micros(created_at), unix_micros(updated_at)",
+    "line_items": "order_id, sku, quantity, unit_price",
+    "customers": "email, country, unix_micros(created_at)",
+}
+TABLES = ("orders", "line_items", "customers")
+
+
+@dataclass
+class Lake:
+    """One test's namespaces and staging prefix."""
+
+    spark: Any
+    services: Any
+    name: str
+    location: StagingLocation = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.location = StagingLocation("staging", f"test-spark-job/{self.name}")
+
+    @property
+    def ns(self) -> dict[str, str]:
+        return {layer: f"t_{self.name}_{layer}" for layer in ("bronze", "silver", "gold")}
+
+    def stage(self, batch_id: str, messages: list[Message]) -> list[str]:
+        return write_staging(self.services.s3.client(), self.location, batch_id, messages)
+
+    def args(self, batch_id: str, manifests: list[str], metrics_uri: str) -> list[str]:
+        argv = ["--batch-id", batch_id, "--metrics-uri", metrics_uri, "--catalog", "lakehouse"]
+        for manifest in manifests:
+            argv += ["--manifest", manifest]
+        for layer, ns in self.ns.items():
+            argv += [f"--{layer}-namespace", ns]
+        return argv
+
+    def run(self, batch_id: str, messages: list[Message] | None, tmp: Path) -> dict[str, Any]:
+        from orders_cdc.job import run
+
+        manifests = self.stage(batch_id, messages) if messages is not None else []
+        metrics_path = tmp / f"{batch_id}-{time.monotonic_ns()}.json"
+        returned = run(self.spark, self.args(batch_id, manifests, str(metrics_path)))
+        written = json.loads(metrics_path.read_text())
+        assert written == json.loads(json.dumps(returned, default=str))
+        return written
+
+    def table(self, layer: str, name: str) -> str:
+        return f"lakehouse.{self.ns[layer]}.{name}"
+
+    def silver(self, table: str) -> list[tuple[Any, ...]]:
+        rows = self.spark.sql(
+            f"SELECT id, {SILVER_FIELDS[table]}, is_deleted, lsn "
+            f"FROM {self.table('silver', table + '_clean')} ORDER BY id"
+        ).collect()
+        return [tuple(r) for r in rows]
+
+    def gold(self) -> list[tuple[Any, ...]]:
+        rows = self.spark.sql(
+            f"SELECT date, revenue, orders, items, customers "
+            f"FROM {self.table('gold', 'daily_revenue')} ORDER BY date"
+        ).collect()
+        return [tuple(r) for r in rows]
+
+    def bronze(self, table: str) -> list[tuple[Any, ...]]:
+        rows = self.spark.sql(
+            "SELECT topic, `partition`, `offset`, op, lsn, id, value "
+            f"FROM {self.table('bronze', table + '_raw')} ORDER BY `partition`, `offset`"
+        ).collect()
+        return [tuple(r) for r in rows]
+
+    def quarantine(self) -> list[tuple[Any, ...]]:
+        rows = self.spark.sql(
+            "SELECT topic, `partition`, `offset`, reason, value "
+            f"FROM {self.table('silver', 'quarantine')} ORDER BY topic, `partition`, `offset`"
+        ).collect()
+        return [tuple(r) for r in rows]
+
+    def contents(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f"silver.{t}": self.silver(t) for t in TABLES}
+        out.update({f"bronze.{t}": self.bronze(t) for t in TABLES})
+        out["quarantine"] = self.quarantine()
+        out["gold"] = self.gold()
+        return out
+
+    def snapshots(self) -> dict[str, list[int]]:
+        names = [f"silver.{t}_clean" for t in TABLES] + ["gold.daily_revenue"]
+        out = {}
+        for name in names:
+            layer, table = name.split(".")
+            out[name] = [
+                r.snapshot_id
+                for r in self.spark.sql(
+                    f"SELECT snapshot_id FROM {self.table(layer, table)}.snapshots"
+                ).collect()
+            ]
+        return out
+
+
+def assert_matches_reference(lake: Lake, messages: list[Message]) -> None:
+    for table in TABLES:
+        expected = records(current_state(messages, table))
+        assert lake.silver(table) == expected, f"silver.{table}_clean differs from the reference"
+    assert lake.gold() == records(daily_revenue(messages))
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return build_scenario()
+
+
+@pytest.fixture(scope="module")
+def sequential(spark: Any, services: Any, scenario: Scenario, tmp_path_factory: Any) -> Any:
+    """Batch 1, batch 1 again, then batch 2, in one set of namespaces (state after each)."""
+    tmp = tmp_path_factory.mktemp("sequential")
+    lake = Lake(spark, services, f"seq_{os.urandom(4).hex()}")
+    first = lake.run("b1", scenario.batch(1), tmp)
+    after_first = lake.contents()
+    snapshots_first = lake.snapshots()
+    rerun = lake.run("b1", scenario.batch(1), tmp)
+    after_rerun = lake.contents()
+    snapshots_rerun = lake.snapshots()
+    second = lake.run("b2", scenario.batch(2), tmp)
+    return {
+        "lake": lake,
+        "metrics": (first, rerun, second),
+        "contents": (after_first, after_rerun, lake.contents()),
+        "snapshots": (snapshots_first, snapshots_rerun),
+    }
+
+
+def test_scenario_covers_the_contract(scenario: Scenario) -> None:
+    one = scenario.batch(1)
+    ops = Counter(m.event["op"] for m in one if m.event)
+    assert set(ops) == {"c", "u", "d", "r"}
+    assert any(m.kind == "tombstone" for m in one)
+    assert len({m.reason for m in scenario.messages if m.kind == "quarantine"}) == 8
+    lsns = [(m.table, m.event["id"], m.event["lsn"]) for m in scenario.messages if m.event]
+    assert len(lsns) > len(set(lsns)), "duplicates are delivered"
+
+
+def test_first_batch_matches_the_reference(sequential: Any, scenario: Scenario) -> None:
+    lake = Lake(sequential["lake"].spark, sequential["lake"].services, sequential["lake"].name)
+    first = sequential["contents"][0]
+    one = scenario.batch(1)
+    for table in TABLES:
+        assert first[f"silver.{table}"] == records(current_state(one, table)), table
+    assert first["gold"] == records(daily_revenue(one))
+    assert first["gold"], "the first batch must produce revenue"
+    assert lake is not None
+
+
+def test_rerun_of_a_batch_changes_nothing(sequential: Any) -> None:
+    after_first, after_rerun, _ = sequential["contents"]
+    assert after_rerun == after_first
+    before, after = sequential["snapshots"]
+    assert after == before, "a rerun must not commit to silver or gold"
+    rerun = sequential["metrics"][1]
+    assert rerun["invariants"]["ok"]
+    assert rerun["touched_dates"] == []
+    for table in TABLES:
+        silver = rerun["tables"][f"{sequential['lake'].ns['silver']}.{table}_clean"]
+        assert silver["rows_out"] == 0
+
+
+def test_second_batch_matches_the_reference_for_both(sequential: Any, scenario: Scenario) -> None:
+    lake = sequential["lake"]
+    assert_matches_reference(lake, scenario.batch(1, 2))
+    second = sequential["metrics"][2]
+    assert second["invariants"] == {"ok": True, "violations": []}
+
+
+def test_one_batch_holding_both_equals_two_in_sequence(
+    spark: Any, services: Any, scenario: Scenario, sequential: Any, tmp_path: Path
+) -> None:
+    lake = Lake(spark, services, f"one_{os.urandom(4).hex()}")
+    lake.run("both", scenario.batch(1, 2), tmp_path)
+    assert lake.contents() == sequential["contents"][2]
+
+
+def test_quarantine_and_metrics_are_real(sequential: Any, scenario: Scenario) -> None:
+    first = sequential["metrics"][0]
+    one = scenario.batch(1)
+    expected_reasons = Counter(m.reason for m in one if m.kind == "quarantine")
+    assert first["quarantined_by_reason"] == dict(expected_reasons)
+    assert first["tombstones_skipped"] == sum(m.kind == "tombstone" for m in one)
+    assert first["totals"] == {
+        "events_in": len(one),
+        "bronze": sum(m.kind == "event" for m in one),
+        "quarantined": sum(expected_reasons.values()),
+        "tombstones": first["tombstones_skipped"],
+    }
+    ns = sequential["lake"].ns
+    for table in TABLES:
+        delivered = [m for m in one if m.table == table]
+        bronze = first["tables"][f"{ns['bronze']}.{table}_raw"]
+        assert bronze["rows_in"] == bronze["stored_for_batch"]
+        assert bronze["rows_in"] == sum(m.kind == "event" for m in delivered)
+        silver = first["tables"][f"{ns['silver']}.{table}_clean"]
+        assert silver["events_in"] == bronze["rows_in"]
+        assert silver["keys_in"] == len({m.event["id"] for m in delivered if m.event})
+    touched = set(first["touched_dates"])
+    assert {d.isoformat() for d, *_ in sequential["contents"][0]["gold"]} <= touched
+    assert first["duration_seconds"] > 0
+    assert first["invariants"]["ok"]
+    quarantine = sequential["contents"][0]["quarantine"]
+    assert Counter(r[3] for r in quarantine) == expected_reasons
+    raw = sorted(bytes(r[4]) for r in quarantine)
+    assert raw == sorted(m.value for m in one if m.kind == "quarantine"), "raw bytes are kept"
+
+
+def test_an_empty_batch_succeeds_with_zero_metrics(
+    spark: Any, services: Any, tmp_path: Path
+) -> None:
+    lake = Lake(spark, services, f"empty_{os.urandom(4).hex()}")
+    metrics = lake.run("empty", [], tmp_path)
+    assert metrics["totals"] == {"events_in": 0, "bronze": 0, "quarantined": 0, "tombstones": 0}
+    assert metrics["touched_dates"] == []
+    assert metrics["invariants"]["ok"]
+    assert all(t["manifest_rows"] == 0 for t in metrics["topics"].values())
+    assert lake.gold() == []
+    assert all(lake.silver(t) == [] for t in TABLES)
+
+
+def test_spark_submit_runs_the_job_like_the_spark_application(
+    services: Any, scenario: Scenario, tmp_path: Path
+) -> None:
+    """A real spark-submit (its own JVM), catalog only through --conf, metrics to S3."""
+    config = services.catalog_config()
+    name = f"submit_{os.urandom(4).hex()}"
+    lake = Lake(None, services, name)
+    messages = scenario.batch(1)
+    manifests = lake.stage("s1", messages)
+    metrics_uri = f"s3://staging/test-spark-job/{name}/metrics.json"
+    conf = {
+        **spark_conf(config),
+        "spark.jars": ",".join(str(j) for j in spark_jars()),
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "4",
+    }
+    submit = Path(sys.executable).parent.parent / (
+        "lib/python3.11/site-packages/pyspark/bin/spark-submit"
+    )
+    command = [str(submit), "--master", "local[2]", "--py-files", str(job_zip(tmp_path))]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    command += [str(SPARK_JOBS / "main.py"), *lake.args("s1", manifests, metrics_uri)]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=420)
+    assert done.returncode == 0, done.stderr[-4000:]
+    body = services.s3.client().get_object(
+        Bucket="staging", Key=metrics_uri[len("s3://staging/") :]
+    )
+    metrics = json.loads(body["Body"].read())
+    assert metrics["status"] == "succeeded"
+    assert metrics["totals"]["events_in"] == len(messages)
+    expected_gold = [
+        [d.isoformat(), str(r), o, i, c] for d, r, o, i, c in records(daily_revenue(messages))
+    ]
+    assert "orders_cdc batch s1:" in done.stdout
+    from pyiceberg.catalog import load_catalog
+
+    from orders_etl.catalog import pyiceberg_properties
+
+    catalog = load_catalog(config.name, **pyiceberg_properties(config))
+    gold = catalog.load_table(f"{lake.ns['gold']}.daily_revenue").scan().to_arrow().to_pylist()
+    got = sorted(
+        [[g["date"].isoformat(), str(g["revenue"]), g["orders"], g["items"], g["customers"]]
+         for g in gold]
+    )  # fmt: skip
+    assert got == expected_gold

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,25 @@ def _parsed_topic(
     return parsed.localCheckpoint(eager=True)
 
 
+#: Environment variables (from a Kubernetes Secret) -> catalog properties. The SparkApplication
+#: template is a ConfigMap and carries no credential; catalogs load lazily, so setting
+#: these before the first table access is enough. S3 credentials need no such step:
+#: S3FileIO and boto3 read AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY themselves.
+CATALOG_CREDENTIAL_ENV = {
+    "ICEBERG_JDBC_USER": "jdbc.user",
+    "ICEBERG_JDBC_PASSWORD": "jdbc.password",
+    "ICEBERG_REST_TOKEN": "token",
+}
+
+
+def apply_catalog_credentials(spark: SparkSession, catalog: str) -> None:
+    for env, prop in CATALOG_CREDENTIAL_ENV.items():
+        value = os.environ.get(env)
+        key = f"spark.sql.catalog.{catalog}.{prop}"
+        if value and not spark.conf.get(key, None):
+            spark.conf.set(key, value)
+
+
 def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     """Process one batch; returns the metrics document (also written to --metrics-uri)."""
     from pyspark.sql import functions as F
@@ -83,6 +103,7 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     started = time.monotonic()
     started_at = dt.datetime.now(dt.UTC)
+    apply_catalog_credentials(spark, args.catalog)
     conf = dict(spark.sparkContext.getConf().getAll())
     if not spark.conf.get(f"spark.sql.catalog.{args.catalog}", None):
         raise SystemExit(f"catalog {args.catalog!r} is not configured (spark.sql.catalog.*)")

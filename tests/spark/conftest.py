@@ -23,28 +23,9 @@ from cdc_jobfiles import job_zip  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def services(request: pytest.FixtureRequest) -> Any:
-    """The data services. Uses the running ones when they answer (even if their pid files
-    went stale), so this suite never starts or stops servers other people share;
-    otherwise falls back to the session fixture `data_services`."""
-    from localplatform.services import LocalServices
-
-    running = LocalServices()
-    try:
-        running.s3.client().head_bucket(Bucket="staging")
-        import psycopg2
-
-        psycopg2.connect(
-            host="127.0.0.1",
-            port=running.postgres.port,
-            dbname="iceberg",
-            user="iceberg",
-            password=running.credentials["iceberg_db"],
-            connect_timeout=5,
-        ).close()
-    except Exception:
-        return request.getfixturevalue("data_services")
-    return running
+def services(data_services: Any) -> Any:
+    """The shared local data services (Postgres/JDBC catalog, S3)."""
+    return data_services
 
 
 @pytest.fixture(scope="module")

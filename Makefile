@@ -104,3 +104,30 @@ test: setup lint ## Every test suite (what CI runs)
 .PHONY: clean
 clean: services-down cluster-down ## Remove runtime state (.run); keeps the tool and Python caches
 	rm -rf .run
+
+# ---- chart -------------------------------------------------------------------------
+CHART := charts/orders-etl
+CHART_VALUES := $(wildcard values/*.yaml) $(wildcard $(CHART)/ci/*-values.yaml)
+
+.PHONY: chart-tools
+chart-tools: ## Install the pinned helm and helm-docs (idempotent)
+	hack/install-tools.sh helm helm-docs
+
+.PHONY: chart-lint
+chart-lint: chart-tools ## helm lint --strict the chart with every values/ file and ci/ scenario
+	@for f in $(CHART_VALUES); do \
+	  echo "helm lint --strict $(CHART) -f $$f"; \
+	  out=$$($(TOOLS)/bin/helm lint --strict $(CHART) --kube-version $(KUBERNETES_VERSION) -f $$f 2>&1) \
+	    || { echo "$$out"; exit 1; }; \
+	  if grep -q 'Fail:' <<<"$$out"; then echo "$$out"; exit 1; fi; \
+	done
+
+.PHONY: chart-docs
+chart-docs: chart-tools venv ## Regenerate the chart's values.schema.json and README.md from values.yaml
+	$(PY) $(CHART)/hack/values_schema.py
+	$(TOOLS)/bin/helm-docs --chart-search-root charts --template-files README.md.gotmpl \
+	  --sort-values-order file --skip-version-footer
+
+.PHONY: test-chart
+test-chart: chart-tools venv ## Chart render, lint, schema and docs tests (pytest -m chart; no cluster)
+	$(VENV)/bin/pytest -m chart

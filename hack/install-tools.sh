@@ -150,7 +150,15 @@ maven_jars() {
   stamp "maven-$name" "$hash"
 }
 
-ALL=(helm kwok etcd kubernetes argocd-crds versitygw kafka spark-jars)
+install_helm_docs() {
+  installed helm-docs "$HELM_DOCS_VERSION" && return 0
+  # Stamp the version like helm-docs' own release build does (main.version).
+  GOBIN=$BIN go install -ldflags "-s -w -X main.version=$HELM_DOCS_VERSION" \
+    "github.com/norwoodj/helm-docs/cmd/helm-docs@v$HELM_DOCS_VERSION"
+  stamp helm-docs "$HELM_DOCS_VERSION"
+}
+
+ALL=(helm kwok etcd kubernetes argocd-crds helm-docs versitygw kafka spark-jars)
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
 start=$SECONDS
 for tool in "${want[@]}"; do
@@ -160,6 +168,7 @@ for tool in "${want[@]}"; do
     etcd) run_step etcd install_etcd ;;
     kubernetes) run_step kubernetes install_kubernetes ;;
     argocd-crds) run_step argocd-crds install_argocd_crds ;;
+    helm-docs) run_step helm-docs install_helm_docs ;;
     versitygw) run_step versitygw install_versitygw ;;
     kafka) run_step kafka maven_jars kafka "$TOOLS_DIR/kafka/libs" ;;
     spark-jars) run_step spark-jars maven_jars spark "$TOOLS_DIR/spark-jars" ;;

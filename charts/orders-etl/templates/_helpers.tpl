@@ -1,0 +1,470 @@
+{{/*
+Chart name.
+Usage: {{ include "orders-etl.name" . }}
+*/}}
+{{- define "orders-etl.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name prefix of every object: fullnameOverride, else <release> when it already
+contains the chart name, else <release>-<chart>. Truncated so suffixes still fit 63.
+Usage: {{ include "orders-etl.fullname" . }}
+*/}}
+{{- define "orders-etl.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Name of one component's objects: <fullname>-<component>.
+Usage: {{ include "orders-etl.componentName" (dict "ctx" $ "component" "scheduler") }}
+*/}}
+{{- define "orders-etl.componentName" -}}
+{{- printf "%s-%s" (include "orders-etl.fullname" .ctx) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Selector labels of a component. Never change them: selectors are immutable.
+Usage: {{ include "orders-etl.selectorLabels" (dict "ctx" $ "component" "scheduler") }}
+*/}}
+{{- define "orders-etl.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "orders-etl.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+Standard app.kubernetes.io labels of every object (selector labels + version, part-of,
+managed-by, helm.sh/chart, commonLabels).
+Usage: {{ include "orders-etl.labels" (dict "ctx" $ "component" "scheduler") }}
+*/}}
+{{- define "orders-etl.labels" -}}
+{{ include "orders-etl.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: orders-etl
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+ServiceAccount name of a component: <component>.serviceAccount.name, else <fullname>-<component>.
+Usage: {{ include "orders-etl.serviceAccountName" (dict "ctx" $ "component" "scheduler" "values" .Values.scheduler) }}
+*/}}
+{{- define "orders-etl.serviceAccountName" -}}
+{{- default (include "orders-etl.componentName" .) .values.serviceAccount.name -}}
+{{- end -}}
+
+{{/*
+ServiceAccount of the Spark driver in the jobs namespace.
+Usage: {{ include "orders-etl.sparkDriverServiceAccountName" . }}
+*/}}
+{{- define "orders-etl.sparkDriverServiceAccountName" -}}
+{{- default (include "orders-etl.componentName" (dict "ctx" . "component" "spark-driver")) .Values.spark.driver.serviceAccountName -}}
+{{- end -}}
+
+{{/*
+Namespace of the SparkApplications: spark.jobsNamespace, else the release namespace.
+Usage: {{ include "orders-etl.jobsNamespace" . }}
+*/}}
+{{- define "orders-etl.jobsNamespace" -}}
+{{- default .Release.Namespace .Values.spark.jobsNamespace -}}
+{{- end -}}
+
+{{/*
+Namespace of KubernetesExecutor task pods.
+Usage: {{ include "orders-etl.kubernetesExecutorNamespace" . }}
+*/}}
+{{- define "orders-etl.kubernetesExecutorNamespace" -}}
+{{- default .Release.Namespace .Values.kubernetesExecutor.namespace -}}
+{{- end -}}
+
+{{/*
+An image reference. tag defaults to the given default (the chart appVersion for Airflow).
+Usage: {{ include "orders-etl.image" (dict "image" .Values.images.airflow "default" .Chart.AppVersion) }}
+*/}}
+{{- define "orders-etl.image" -}}
+{{- printf "%s:%s" .image.repository (toString (default .default .image.tag)) -}}
+{{- end -}}
+
+{{/*
+The Airflow image reference.
+Usage: {{ include "orders-etl.airflowImage" . }}
+*/}}
+{{- define "orders-etl.airflowImage" -}}
+{{- include "orders-etl.image" (dict "image" .Values.images.airflow "default" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/*
+The Spark image reference.
+Usage: {{ include "orders-etl.sparkImage" . }}
+*/}}
+{{- define "orders-etl.sparkImage" -}}
+{{- include "orders-etl.image" (dict "image" .Values.images.spark "default" "3.5.9") -}}
+{{- end -}}
+
+{{/*
+Executor names, trimmed, as a list (JSON string; use fromJsonArray).
+Usage: {{ include "orders-etl.executors" . | fromJsonArray }}
+*/}}
+{{- define "orders-etl.executors" -}}
+{{- $out := list -}}
+{{- range (splitList "," .Values.airflow.executor) -}}
+{{- $e := trim . -}}
+{{- if $e }}{{ $out = append $out $e }}{{ end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
+"true" when one of the executors is the Celery executor (short name or class path).
+Usage: {{ if include "orders-etl.hasCelery" . }}
+*/}}
+{{- define "orders-etl.hasCelery" -}}
+{{- range (include "orders-etl.executors" . | fromJsonArray) -}}
+{{- if or (eq . "CeleryExecutor") (hasSuffix ".CeleryExecutor" .) (eq . "CeleryKubernetesExecutor") }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when one of the executors is the Kubernetes executor.
+Usage: {{ if include "orders-etl.hasKubernetes" . }}
+*/}}
+{{- define "orders-etl.hasKubernetes" -}}
+{{- range (include "orders-etl.executors" . | fromJsonArray) -}}
+{{- if or (eq . "KubernetesExecutor") (hasSuffix ".KubernetesExecutor" .) }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Name of the Secret with fernet-key, api-secret-key, jwt-secret (+ redis-password):
+secrets.existingSecret, else the Secret the secrets-init Job generates.
+Usage: {{ include "orders-etl.secretName" . }}
+*/}}
+{{- define "orders-etl.secretName" -}}
+{{- default (include "orders-etl.componentName" (dict "ctx" . "component" "generated")) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{/*
+Keys the secrets-init Job makes sure exist in the generated Secret (JSON list).
+Usage: {{ include "orders-etl.generatedKeys" . | fromJsonArray }}
+*/}}
+{{- define "orders-etl.generatedKeys" -}}
+{{- $keys := list "fernet-key" "api-secret-key" "jwt-secret" -}}
+{{- if .Values.redis.enabled }}{{ $keys = append $keys "redis-password" }}{{ end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
+{{/*
+Pod securityContext: the global podSecurityContext merged with a component override.
+Usage: {{ include "orders-etl.podSecurityContext" (dict "ctx" $ "values" .Values.scheduler) | nindent 6 }}
+*/}}
+{{- define "orders-etl.podSecurityContext" -}}
+{{- $override := dict -}}
+{{- if and .values .values.securityContexts }}{{ $override = default dict .values.securityContexts.pod }}{{ end -}}
+{{- toYaml (mergeOverwrite (deepCopy .ctx.Values.podSecurityContext) $override) -}}
+{{- end -}}
+
+{{/*
+Container securityContext: the global containerSecurityContext merged with a component override.
+Usage: {{ include "orders-etl.containerSecurityContext" (dict "ctx" $ "values" .Values.scheduler) | nindent 12 }}
+*/}}
+{{- define "orders-etl.containerSecurityContext" -}}
+{{- $override := dict -}}
+{{- if and .values .values.securityContexts }}{{ $override = default dict .values.securityContexts.container }}{{ end -}}
+{{- toYaml (mergeOverwrite (deepCopy .ctx.Values.containerSecurityContext) $override) -}}
+{{- end -}}
+
+{{/*
+Scheduling of a component's pods: nodeSelector, tolerations, priorityClassName, affinity
+(default: preferred anti-affinity per node) and topology spread (default: across zones,
+ScheduleAnyway so a single-zone cluster still schedules).
+Usage: {{ include "orders-etl.scheduling" (dict "ctx" $ "component" "scheduler" "values" .Values.scheduler) | nindent 6 }}
+*/}}
+{{- define "orders-etl.scheduling" -}}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+affinity:
+{{- if .values.affinity }}
+  {{- toYaml .values.affinity | nindent 2 }}
+{{- else }}
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- include "orders-etl.selectorLabels" . | nindent 14 }}
+{{- end }}
+topologySpreadConstraints:
+{{- if .values.topologySpreadConstraints }}
+  {{- toYaml .values.topologySpreadConstraints | nindent 2 }}
+{{- else }}
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "orders-etl.selectorLabels" . | nindent 8 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+imagePullSecrets block.
+Usage: {{ include "orders-etl.imagePullSecrets" . | nindent 6 }}
+*/}}
+{{- define "orders-etl.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Connection env vars (AIRFLOW_CONN_<ID>): from a Secret (secretRef) or non-secret JSON.
+Usage: {{ include "orders-etl.connectionEnv" . | nindent 12 }}
+*/}}
+{{- define "orders-etl.connectionEnv" -}}
+{{- range .Values.airflow.connections }}
+- name: {{ printf "AIRFLOW_CONN_%s" (.id | upper | replace "-" "_") }}
+{{- if .secretRef }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretRef.name }}
+      key: {{ .secretRef.key }}
+{{- else }}
+  value: {{ toJson .json | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Env shared by Airflow containers that must not see the metadata DB or the signing keys
+(KubernetesExecutor task pods): config location, S3 credentials, connections, extraEnv.
+Usage: {{ include "orders-etl.taskEnv" . | nindent 12 }}
+*/}}
+{{- define "orders-etl.taskEnv" -}}
+- name: AIRFLOW_HOME
+  value: /opt/airflow
+- name: AIRFLOW_CONFIG
+  value: /opt/airflow/chart-config/airflow.cfg
+- name: AWS_DEFAULT_REGION
+  value: {{ .Values.s3.region | quote }}
+{{- if .Values.s3.endpoint }}
+- name: AWS_ENDPOINT_URL_S3
+  value: {{ .Values.s3.endpoint | quote }}
+{{- end }}
+{{- if .Values.s3.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.s3.existingSecret }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.s3.existingSecret }}
+      key: AWS_SECRET_ACCESS_KEY
+{{- end }}
+{{- if .Values.airflow.openlineage.transportSecret.name }}
+- name: AIRFLOW__OPENLINEAGE__TRANSPORT
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.airflow.openlineage.transportSecret.name }}
+      key: {{ .Values.airflow.openlineage.transportSecret.key }}
+{{- end }}
+{{- include "orders-etl.connectionEnv" . }}
+{{- with .Values.airflow.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Env of the Airflow components (scheduler, triggerer, dag-processor, api-server, workers,
+jobs): taskEnv plus the metadata DB URL, fernet key, API secret, JWT secret and the
+broker URL, every credential by secretKeyRef. The broker URL with the in-chart Redis is
+assembled by Kubernetes from $(REDIS_PASSWORD), never written out.
+Usage: {{ include "orders-etl.airflowEnv" (dict "ctx" $ "extra" .Values.scheduler.extraEnv) | nindent 12 }}
+*/}}
+{{- define "orders-etl.airflowEnv" -}}
+{{- $ctx := .ctx -}}
+{{- $secret := include "orders-etl.secretName" $ctx -}}
+{{ include "orders-etl.taskEnv" $ctx }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ctx.Values.database.existingSecret }}
+      key: {{ $ctx.Values.database.connectionKey }}
+- name: AIRFLOW__CORE__FERNET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: fernet-key
+- name: AIRFLOW__API__SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: api-secret-key
+- name: AIRFLOW__API_AUTH__JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: jwt-secret
+{{- if include "orders-etl.hasCelery" $ctx }}
+{{- if $ctx.Values.redis.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: redis-password
+- name: AIRFLOW__CELERY__BROKER_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "orders-etl.componentName" (dict "ctx" $ctx "component" "redis")) | quote }}
+{{- else }}
+- name: AIRFLOW__CELERY__BROKER_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ctx.Values.broker.existingSecret }}
+      key: {{ $ctx.Values.broker.urlKey }}
+{{- end }}
+{{- end }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+envFrom of Airflow containers (airflow.extraEnvFrom).
+Usage: {{ include "orders-etl.airflowEnvFrom" . | nindent 10 }}
+*/}}
+{{- define "orders-etl.airflowEnvFrom" -}}
+{{- with .Values.airflow.extraEnvFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Volumes of Airflow pods: the rendered airflow.cfg (read-only), writable emptyDirs for
+/tmp and the local logs (the root filesystem is read-only), the pod template for the scheduler.
+Usage: {{ include "orders-etl.airflowVolumes" (dict "ctx" $ "podTemplate" true) | nindent 8 }}
+*/}}
+{{- define "orders-etl.airflowVolumes" -}}
+- name: config
+  configMap:
+    name: {{ include "orders-etl.componentName" (dict "ctx" .ctx "component" "config") }}
+- name: tmp
+  emptyDir:
+    sizeLimit: 1Gi
+- name: logs
+  emptyDir:
+    sizeLimit: 2Gi
+{{- if .podTemplate }}
+- name: pod-template
+  configMap:
+    name: {{ include "orders-etl.componentName" (dict "ctx" .ctx "component" "pod-template") }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Volume mounts matching orders-etl.airflowVolumes.
+Usage: {{ include "orders-etl.airflowVolumeMounts" (dict "podTemplate" true) | nindent 12 }}
+*/}}
+{{- define "orders-etl.airflowVolumeMounts" -}}
+- name: config
+  mountPath: /opt/airflow/chart-config
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+- name: logs
+  mountPath: /opt/airflow/logs
+{{- if .podTemplate }}
+- name: pod-template
+  mountPath: /opt/airflow/pod_templates
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/*
+Init container that waits until the migration Job has brought the schema to this
+image's head (`airflow db check-migrations`), so components never start on an old schema.
+Usage: {{ include "orders-etl.waitForMigrations" $ | nindent 8 }}
+*/}}
+{{- define "orders-etl.waitForMigrations" -}}
+- name: wait-for-migrations
+  image: {{ include "orders-etl.airflowImage" . }}
+  imagePullPolicy: {{ .Values.images.airflow.pullPolicy }}
+  command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ .Values.migrations.waitTimeout }}"]
+  env:
+    {{- include "orders-etl.airflowEnv" (dict "ctx" .) | nindent 4 }}
+  {{- with include "orders-etl.airflowEnvFrom" . | trim }}{{ . | nindent 2 }}{{ end }}
+  resources:
+    {{- toYaml .Values.migrations.resources | nindent 4 }}
+  securityContext:
+    {{- include "orders-etl.containerSecurityContext" (dict "ctx" .) | nindent 4 }}
+  volumeMounts:
+    {{- include "orders-etl.airflowVolumeMounts" dict | nindent 4 }}
+{{- end -}}
+
+{{/*
+An exec probe running `airflow jobs check --job-type <type> --local`.
+Usage: {{ include "orders-etl.jobCheckProbe" (dict "jobType" "SchedulerJob" "probe" .Values.scheduler.livenessProbe) | nindent 12 }}
+*/}}
+{{- define "orders-etl.jobCheckProbe" -}}
+exec:
+  command: ["airflow", "jobs", "check", "--job-type", {{ .jobType | quote }}, "--local"]
+{{ toYaml .probe }}
+{{- end -}}
+
+{{/*
+Checksum annotations rolling pods when the rendered configuration changes.
+Usage: {{ include "orders-etl.checksums" . | nindent 8 }}
+*/}}
+{{- define "orders-etl.checksums" -}}
+checksum/airflow-config: {{ include (print .Template.BasePath "/configmap-airflow-cfg.yaml") . | sha256sum }}
+{{- end -}}
+
+{{/*
+PodDisruptionBudget spec: maxUnavailable or minAvailable (never both).
+Usage: {{ include "orders-etl.pdbSpec" .Values.scheduler.pdb | nindent 2 }}
+*/}}
+{{- define "orders-etl.pdbSpec" -}}
+{{- if not (kindIs "invalid" .maxUnavailable) }}
+maxUnavailable: {{ .maxUnavailable }}
+{{- else if not (kindIs "invalid" .minAvailable) }}
+minAvailable: {{ .minAvailable }}
+{{- else }}
+maxUnavailable: 1
+{{- end }}
+{{- end -}}
+
+{{/*
+Sync-wave annotation for Argo CD (helm ignores it). Waves: -3 ServiceAccounts, RBAC,
+ConfigMaps; -2 secrets-init Job; -1 migration Job; 0 workloads; 1 bootstrap Job.
+Usage: {{ include "orders-etl.syncWave" "-3" | nindent 4 }}
+*/}}
+{{- define "orders-etl.syncWave" -}}
+argocd.argoproj.io/sync-wave: {{ . | quote }}
+{{- end -}}

@@ -1,0 +1,50 @@
+{{/*
+Cross-field checks that the schema cannot express. Each failure says what to set.
+Rendered (to nothing) on every install/upgrade/template, so bad input fails early.
+Usage: this file is rendered by helm itself; it includes "orders-etl.validate".
+*/}}
+{{- define "orders-etl.validate" -}}
+{{- $executors := include "orders-etl.executors" . | fromJsonArray -}}
+{{- if not $executors -}}
+{{- fail "airflow.executor is empty: set it to e.g. \"CeleryExecutor,KubernetesExecutor\"." -}}
+{{- end -}}
+{{- if not .Values.database.existingSecret -}}
+{{- fail "database.existingSecret is required: create a Secret holding the metadata database URL (key `database.connectionKey`, default \"connection\": postgresql+psycopg2://user:pass@host:5432/airflow) and set database.existingSecret to its name." -}}
+{{- end -}}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.generate.enabled) -}}
+{{- fail "secrets.generate.enabled is false and secrets.existingSecret is empty: set secrets.existingSecret to a Secret with keys fernet-key, api-secret-key, jwt-secret (and redis-password with redis.enabled), or enable secrets.generate." -}}
+{{- end -}}
+{{- if and (include "orders-etl.hasCelery" .) (not .Values.redis.enabled) (not .Values.broker.existingSecret) -}}
+{{- fail "CeleryExecutor needs a broker: set redis.enabled=true (in-chart Redis) or broker.existingSecret to a Secret holding the broker URL (key broker.urlKey)." -}}
+{{- end -}}
+{{- if and .Values.scheduler.ha (lt (int .Values.scheduler.replicas) 2) -}}
+{{- fail (printf "scheduler.ha is true but scheduler.replicas is %v: an HA scheduler needs scheduler.replicas >= 2; set scheduler.ha=false to run a single scheduler on purpose." .Values.scheduler.replicas) -}}
+{{- end -}}
+{{- if and .Values.workers.hpa.enabled .Values.workers.keda.enabled -}}
+{{- fail "workers.hpa.enabled and workers.keda.enabled are exclusive: enable one of them." -}}
+{{- end -}}
+{{- if and .Values.workers.keda.enabled (not .Values.redis.enabled) (not .Values.workers.keda.triggers) -}}
+{{- fail "workers.keda.enabled with an external broker needs workers.keda.triggers (the default trigger reads the in-chart Redis queue)." -}}
+{{- end -}}
+{{- if and .Values.pgbouncer.enabled (not .Values.pgbouncer.existingSecret) -}}
+{{- fail "pgbouncer.enabled needs pgbouncer.existingSecret: a Secret with keys pgbouncer.ini and userlist.txt." -}}
+{{- end -}}
+{{- range $name := list "scheduler" "triggerer" "apiServer" "workers" -}}
+{{- $pdb := (index $.Values $name).pdb -}}
+{{- if and $pdb.enabled (not (kindIs "invalid" $pdb.maxUnavailable)) (not (kindIs "invalid" $pdb.minAvailable)) -}}
+{{- fail (printf "%s.pdb sets both maxUnavailable and minAvailable: set one of them to null." $name) -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.airflow.connections -}}
+{{- if and .secretRef .json -}}
+{{- fail (printf "airflow.connections[%s] sets both secretRef and json: use one." .id) -}}
+{{- end -}}
+{{- if and (not .secretRef) (not .json) -}}
+{{- fail (printf "airflow.connections[%s] needs secretRef {name, key} or json." .id) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.statsd.serviceMonitor.enabled (not .Values.statsd.enabled) -}}
+{{- fail "statsd.serviceMonitor.enabled needs statsd.enabled=true." -}}
+{{- end -}}
+{{- end -}}
+{{- include "orders-etl.validate" . -}}

@@ -1,0 +1,115 @@
+"""Bad input fails `helm template` with a message that says what to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.chart
+
+CASES: list[tuple[str, dict[str, Any], bool, list[str]]] = [
+    ("missing DB secret", {}, False, ["database.existingSecret is required", "connection"]),
+    (
+        "HA scheduler with one replica",
+        {"scheduler": {"replicas": 1}},
+        True,
+        ["scheduler.replicas >= 2", "scheduler.ha=false"],
+    ),
+    (
+        "wrong type",
+        {"scheduler": {"replicas": "two"}},
+        True,
+        ["/scheduler/replicas", "want integer"],
+    ),
+    ("wrong bool", {"redis": {"enabled": "yes"}}, True, ["/redis/enabled", "want boolean"]),
+    (
+        "unknown key",
+        {"scheduler": {"replica": 2}},
+        True,
+        ["additional properties 'replica' not allowed"],
+    ),
+    (
+        "unknown section",
+        {"schedular": {"replicas": 2}},
+        True,
+        ["additional properties 'schedular'"],
+    ),
+    (
+        "bad pull policy",
+        {"images": {"airflow": {"pullPolicy": "Sometimes"}}},
+        True,
+        ["/images/airflow/pullPolicy"],
+    ),
+    ("bad catalog", {"spark": {"catalog": {"type": "hive2"}}}, True, ["/spark/catalog/type"]),
+    (
+        "numeric tag",
+        {"images": {"airflow": {"tag": 3.3}}},
+        True,
+        ["/images/airflow/tag", "want string"],
+    ),
+    (
+        "no broker",
+        {"redis": {"enabled": False}},
+        True,
+        ["CeleryExecutor needs a broker", "broker.existingSecret"],
+    ),
+    (
+        "no secrets",
+        {"secrets": {"generate": {"enabled": False}}},
+        True,
+        ["secrets.existingSecret", "fernet-key"],
+    ),
+    (
+        "hpa and keda",
+        {"workers": {"hpa": {"enabled": True}, "keda": {"enabled": True}}},
+        True,
+        ["exclusive"],
+    ),
+    (
+        "pgbouncer without secret",
+        {"pgbouncer": {"enabled": True}},
+        True,
+        ["pgbouncer.existingSecret"],
+    ),
+    (
+        "both pdb fields",
+        {"triggerer": {"pdb": {"minAvailable": 1}}},
+        True,
+        ["triggerer.pdb sets both maxUnavailable and minAvailable"],
+    ),
+    (
+        "connection without source",
+        {"airflow": {"connections": [{"id": "x"}]}},
+        True,
+        ["airflow.connections[x] needs secretRef"],
+    ),
+    (
+        "connection secretRef without key",
+        {"airflow": {"connections": [{"id": "x", "secretRef": {"name": "s"}}]}},
+        True,
+        ["missing property 'key'"],
+    ),
+    ("empty executor", {"airflow": {"executor": ""}}, True, ["/airflow/executor"]),
+]
+
+
+@pytest.mark.parametrize(("case", "values", "base", "messages"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_fails_with_a_fix(
+    chart: Any, case: str, values: dict[str, Any], base: bool, messages: list[str]
+) -> None:
+    error = chart.error(values, base=base)
+    for message in messages:
+        assert message in error, f"{case}: {message!r} not in {error}"
+
+
+def test_single_scheduler_on_purpose_renders(chart: Any) -> None:
+    objects = chart.render({"scheduler": {"replicas": 1, "ha": False}})
+    assert chart.one(objects, "Deployment", chart.name("scheduler"))["spec"]["replicas"] == 1
+
+
+def test_custom_executor_class_paths_are_allowed(chart: Any) -> None:
+    executor = "my_company.executors.SpecialExecutor,KubernetesExecutor"
+    objects = chart.render({"airflow": {"executor": executor}})
+    cfg = chart.one(objects, "ConfigMap", chart.name("config"))["data"]["airflow.cfg"]
+    assert f"executor = {executor}\n" in cfg

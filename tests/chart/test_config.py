@@ -136,7 +136,7 @@ def test_sparkapplication_template(chart: Any) -> None:
     assert spec["sparkVersion"] == "3.5.9"
     assert spec["type"] == "Python"
     assert spec["mode"] == "cluster"
-    assert spec["mainApplicationFile"] == "local:///opt/spark/jobs/orders_transform.py"
+    assert spec["mainApplicationFile"] == "local:///opt/orders-etl/spark-jobs/main.py"
     assert spec["driver"]["serviceAccount"] == chart.name("spark-driver")
     assert (spec["driver"]["cores"], spec["driver"]["memory"]) == (1, "1g")
     assert (spec["executor"]["instances"], spec["executor"]["memory"]) == (2, "2g")

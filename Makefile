@@ -75,12 +75,17 @@ services-status: ## Show the data services' processes and ports
 	$(PY) -m localplatform.services status
 
 # ---- main job ----------------------------------------------------------------------
+# EVENTS_DIR=dir: publish these JSONL files instead of generated events; ORDERS: how many.
+ORDERS ?= 200
+SEED ?= 7
 .PHONY: demo
-demo: cluster-up services-up ## Bring the local platform up and print its status
-	@echo "Local platform is up. Try: $(TOOLS)/bin/kubectl --kubeconfig .run/cluster/kubeconfig get nodes"
+demo: setup ## Run the whole pipeline locally: events -> Kafka -> Airflow -> Spark/Iceberg -> ClickHouse
+	$(PY) -m localplatform.demo up
+	$(PY) -m localplatform.demo run $(if $(EVENTS_DIR),--events-dir $(EVENTS_DIR),--orders $(ORDERS) --seed $(SEED))
 
 .PHONY: demo-down
-demo-down: services-down cluster-down ## Stop everything `make demo` started
+demo-down: ## Stop everything `make demo` started (by PID) and delete its data
+	@if [ -x $(PY) ]; then $(PY) -m localplatform.demo down; fi
 
 # ---- tests -------------------------------------------------------------------------
 .PHONY: lint
@@ -97,12 +102,17 @@ test-unit: venv crds ## Unit tests (no servers)
 test-integration: setup ## Integration tests against the real local control plane
 	$(VENV)/bin/pytest -m integration
 
+.PHONY: e2e
+e2e: setup ## The whole pipeline end to end against an independent computation (wipes the demo)
+	$(VENV)/bin/pytest -m e2e
+
 .PHONY: test
-test: setup lint ## Every test suite (what CI runs)
-	$(VENV)/bin/pytest
+test: setup lint ## Every test suite (what CI runs): everything but e2e, then e2e
+	$(VENV)/bin/pytest -m "not e2e"
+	$(MAKE) --no-print-directory e2e
 
 .PHONY: clean
-clean: services-down cluster-down ## Remove runtime state (.run); keeps the tool and Python caches
+clean: demo-down ## Remove runtime state (.run); keeps the tool and Python caches
 	rm -rf .run
 
 # ---- chart -------------------------------------------------------------------------

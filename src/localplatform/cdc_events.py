@@ -76,10 +76,17 @@ def _iso(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def generate(orders: int, seed: int, start_id: int = 1, malformed: int = 4) -> Stream:
-    """A seeded stream for `orders` orders (about 8-12 messages per order)."""
+def generate(
+    orders: int, seed: int, start_id: int = 1, malformed: int = 4, lsn_base: int | None = None
+) -> Stream:
+    """A seeded stream for `orders` orders (about 8-12 messages per order).
+
+    Ids start at `start_id`. A later batch that revises existing orders uses the same ids
+    with a higher `lsn_base`, so its events are newer than everything before them.
+    """
     # Test data, not secrets: a seeded PRNG is the point.
-    stream = Stream(rng=random.Random(seed), lsn=100_000_000 + start_id * 1000)  # noqa: S311
+    base = lsn_base if lsn_base is not None else 100_000_000 + start_id * 1000
+    stream = Stream(rng=random.Random(seed), lsn=base)  # noqa: S311
     rng = stream.rng
     customers: list[dict[str, Any]] = []
     for cid in range(start_id, start_id + max(1, orders // 3)):
@@ -252,13 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--orders", type=int, default=200)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--start-id", type=int, default=1)
+    gen.add_argument("--lsn-base", type=int)
     gen.add_argument("--out", type=Path, required=True)
     pub = sub.add_parser("publish")
     pub.add_argument("--events-dir", type=Path, required=True)
     pub.add_argument("--bootstrap", required=True)
     args = parser.parse_args(argv)
     if args.action == "generate":
-        counts = write(generate(args.orders, args.seed, args.start_id), args.out)
+        counts = write(
+            generate(args.orders, args.seed, args.start_id, lsn_base=args.lsn_base), args.out
+        )
         print(json.dumps(counts))
     else:
         print(json.dumps(publish(args.events_dir, args.bootstrap)))

@@ -400,9 +400,10 @@ class Demo:
             "import clickhouse_connect, json, sys\n"
             "c = clickhouse_connect.get_client(dsn=sys.argv[1])\n"
             'exists = c.command("EXISTS TABLE dashboards.daily_revenue")\n'
-            "rows = c.query('SELECT toString(date), toString(revenue), orders, items, customers "
-            "FROM dashboards.daily_revenue FINAL ORDER BY date').result_rows if exists else []\n"
-            "print(json.dumps([list(r) for r in rows]))\n"
+            "rows = c.query('SELECT date, revenue, orders, items, customers "
+            "FROM dashboards.daily_revenue ORDER BY date').result_rows if exists else []\n"
+            "print(json.dumps([[d.isoformat(), f'{r:.2f}', o, i, cu]\n"
+            "                  for d, r, o, i, cu in rows]))\n"
         )
         out = subprocess.run(
             [sys.executable, "-c", code, self.services.endpoints()["clickhouse"]["dsn"]],

@@ -21,7 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["local", "k8s"], default="local")
     parser.add_argument("--kubeconfig", help="omit to use the in-cluster service account")
     parser.add_argument("--namespace", help="watch one namespace (default: all)")
-    parser.add_argument("--spark-submit", default=shutil.which("spark-submit") or "spark-submit")
+    beside_python = Path(sys.executable).parent / "spark-submit"  # a pyspark install's
+    parser.add_argument(
+        "--spark-submit",
+        default=str(beside_python)
+        if beside_python.exists()
+        else shutil.which("spark-submit") or "spark-submit",
+    )
     parser.add_argument("--local-master", default="local[2]")
     parser.add_argument("--k8s-master", default="k8s://https://kubernetes.default.svc")
     parser.add_argument(

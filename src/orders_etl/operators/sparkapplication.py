@@ -203,6 +203,8 @@ class SparkApplicationOperator(BaseOperator):
             S3Hook(aws_conn_id=self.aws_conn_id).read_key(key=key, bucket_name=bucket)
         )
         metrics["application_name"] = name
+        # Downstream tasks pull the touched dates by key (`op.output["touched_dates"]`).
+        context["ti"].xcom_push(key="touched_dates", value=list(metrics.get("touched_dates", [])))
         return metrics
 
     def on_kill(self) -> None:

@@ -26,9 +26,7 @@ class AirflowLocalConfig:
     run_dir: Path
     airflow_cfg: str
     env: dict[str, str]
-    api_port: int = field(
-        default_factory=lambda: int(os.environ.get("LOCALPLATFORM_PORT_AIRFLOW_API", 28080))
-    )
+    api_port: int = field(default_factory=lambda: paths.port("airflow_api", 28080))
     schedulers: int = 2
     triggerers: int = 2
     worker_concurrency: int = 2

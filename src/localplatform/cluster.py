@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -32,20 +31,16 @@ from localplatform import paths, pki, procs
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
-def _port(name: str, default: int) -> int:
-    return int(os.environ.get(f"LOCALPLATFORM_PORT_{name.upper()}", default))
-
-
 @dataclass(frozen=True)
 class Ports:
-    """Loopback ports; each is overridable with LOCALPLATFORM_PORT_<NAME>."""
+    """Loopback ports (see paths.port: LOCALPLATFORM_PORT_<NAME> / _OFFSET)."""
 
-    etcd: int = field(default_factory=lambda: _port("etcd", 12379))
-    etcd_peer: int = field(default_factory=lambda: _port("etcd_peer", 12380))
-    apiserver: int = field(default_factory=lambda: _port("apiserver", 16443))
-    controller_manager: int = field(default_factory=lambda: _port("controller_manager", 20257))
-    scheduler: int = field(default_factory=lambda: _port("scheduler", 20259))
-    kwok: int = field(default_factory=lambda: _port("kwok", 20247))
+    etcd: int = field(default_factory=lambda: paths.port("etcd", 12379))
+    etcd_peer: int = field(default_factory=lambda: paths.port("etcd_peer", 12380))
+    apiserver: int = field(default_factory=lambda: paths.port("apiserver", 16443))
+    controller_manager: int = field(default_factory=lambda: paths.port("controller_manager", 20257))
+    scheduler: int = field(default_factory=lambda: paths.port("scheduler", 20259))
+    kwok: int = field(default_factory=lambda: paths.port("kwok", 20247))
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ RELEASE = "orders-etl"
 NAMESPACE = "orders-etl"
 DAG_ID = "orders_etl"
 CHART = paths.REPO_ROOT / "charts" / "orders-etl"
-SLACK_PORT = 28090
+SLACK_PORT = paths.port("slack_sink", 28090)
 STAGES = ("consume", "verify_staging", "spark_transform", "load_clickhouse", "notify")
 
 

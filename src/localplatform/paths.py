@@ -23,3 +23,12 @@ def tool(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make tools` (hack/install-tools.sh)")
     return path
+
+
+def port(name: str, default: int) -> int:
+    """A loopback port: $LOCALPLATFORM_PORT_<NAME>, else `default` shifted by
+    $LOCALPLATFORM_PORT_OFFSET (one knob to run a second platform beside the first)."""
+    explicit = os.environ.get(f"LOCALPLATFORM_PORT_{name.upper()}")
+    if explicit:
+        return int(explicit)
+    return default + int(os.environ.get("LOCALPLATFORM_PORT_OFFSET", "0"))

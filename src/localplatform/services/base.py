@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,19 +11,15 @@ from typing import Protocol
 from localplatform import paths
 
 
-def _port(name: str, default: int) -> int:
-    return int(os.environ.get(f"LOCALPLATFORM_PORT_{name.upper()}", default))
-
-
 @dataclass(frozen=True)
 class ServicePorts:
-    """Loopback ports; each is overridable with LOCALPLATFORM_PORT_<NAME>."""
+    """Loopback ports (see paths.port: LOCALPLATFORM_PORT_<NAME> / _OFFSET)."""
 
-    postgres: int = field(default_factory=lambda: _port("postgres", 15432))
-    redis: int = field(default_factory=lambda: _port("redis", 16379))
-    kafka: int = field(default_factory=lambda: _port("kafka", 19092))
-    kafka_controller: int = field(default_factory=lambda: _port("kafka_controller", 19093))
-    s3: int = field(default_factory=lambda: _port("s3", 19000))
+    postgres: int = field(default_factory=lambda: paths.port("postgres", 15432))
+    redis: int = field(default_factory=lambda: paths.port("redis", 16379))
+    kafka: int = field(default_factory=lambda: paths.port("kafka", 19092))
+    kafka_controller: int = field(default_factory=lambda: paths.port("kafka_controller", 19093))
+    s3: int = field(default_factory=lambda: paths.port("s3", 19000))
 
 
 @dataclass(frozen=True)

@@ -142,11 +142,11 @@ def test_sparkapplication_template(chart: Any) -> None:
     assert (spec["executor"]["instances"], spec["executor"]["memory"]) == (2, "2g")
     conf = spec["sparkConf"]
     assert conf["spark.sql.catalog.lake"] == "org.apache.iceberg.spark.SparkCatalog"
-    assert conf["spark.sql.catalog.lake.type"] == "rest"
-    assert conf["spark.sql.catalog.lake.uri"] == "http://iceberg-rest:8181"
-    assert conf["spark.sql.catalog.lake.warehouse"] == "s3://orders-etl/warehouse"
-    assert conf["spark.sql.catalog.lake.s3.endpoint"] == "http://minio:9000"
-    assert conf["spark.sql.catalog.lake.s3.path-style-access"] == "true"
+    assert conf["spark.sql.catalog.lakehouse.type"] == "rest"
+    assert conf["spark.sql.catalog.lakehouse.uri"] == "http://iceberg-rest:8181"
+    assert conf["spark.sql.catalog.lakehouse.warehouse"] == "s3://orders-etl/warehouse"
+    assert conf["spark.sql.catalog.lakehouse.s3.endpoint"] == "http://minio:9000"
+    assert conf["spark.sql.catalog.lakehouse.s3.path-style-access"] == "true"
     assert conf["spark.sql.shuffle.partitions"] == "8"
     assert all(isinstance(v, str) for v in conf.values())
 
@@ -158,8 +158,8 @@ def test_glue_catalog(chart: Any) -> None:
             "sparkapplication.yaml"
         ]
     )
-    assert app["spec"]["sparkConf"]["spark.sql.catalog.lake.type"] == "glue"
-    assert "spark.sql.catalog.lake.uri" not in app["spec"]["sparkConf"]
+    assert app["spec"]["sparkConf"]["spark.sql.catalog.lakehouse.type"] == "glue"
+    assert "spark.sql.catalog.lakehouse.uri" not in app["spec"]["sparkConf"]
 
 
 def _job(objects: list[dict[str, Any]], prefix: str) -> dict[str, Any]:

@@ -141,7 +141,7 @@ def test_sparkapplication_template(chart: Any) -> None:
     assert (spec["driver"]["cores"], spec["driver"]["memory"]) == (1, "1g")
     assert (spec["executor"]["instances"], spec["executor"]["memory"]) == (2, "2g")
     conf = spec["sparkConf"]
-    assert conf["spark.sql.catalog.lake"] == "org.apache.iceberg.spark.SparkCatalog"
+    assert conf["spark.sql.catalog.lakehouse"] == "org.apache.iceberg.spark.SparkCatalog"
     assert conf["spark.sql.catalog.lakehouse.type"] == "rest"
     assert conf["spark.sql.catalog.lakehouse.uri"] == "http://iceberg-rest:8181"
     assert conf["spark.sql.catalog.lakehouse.warehouse"] == "s3://orders-etl/warehouse"

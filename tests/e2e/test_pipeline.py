@@ -7,6 +7,7 @@ Starts from a wiped platform (it stops a running `make demo`) and stops it at th
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -76,6 +77,32 @@ def test_batches_rerun_and_increments_match_an_independent_computation(
     assert expected2 != expected1  # the second batch really changes the dashboard
     assert demo.dashboard_rows() == expected2
 
+    assert_no_credential_leaked(demo)
+
     csv_path = tmp_path / "daily_revenue.csv"
     assert demo.write_csv(csv_path) == len(expected2)
     assert csv_path.read_text().splitlines()[0] == "date,revenue,orders,items,customers"
+
+
+def assert_no_credential_leaked(demo: Demo) -> None:
+    """No generated password or key appears in any task log, Spark log or XCom."""
+    creds = demo.services.credentials
+    secrets = [creds[name] for name in creds.NAMES]
+    keys = json.loads((demo.run_dir / "airflow" / "keys.json").read_text())
+    secrets += list(keys.values())
+    logs = [
+        *(demo.run_dir / "airflow" / "logs").rglob("*.log"),
+        *(demo.run_dir / "spark").rglob("*.log"),
+        *(demo.run_dir / "logs").glob("*.log"),
+    ]
+    assert logs, "expected task and Spark logs to scan"
+    for path in logs:
+        text = path.read_text(errors="replace")
+        leaked = [s[:4] + "..." for s in secrets if s in text]
+        assert not leaked, f"{path} contains a credential ({leaked})"
+    with demo._db() as conn, conn.cursor() as cur:
+        cur.execute("select task_id, key, value::text from xcom where dag_id = 'orders_etl'")
+        rows = cur.fetchall()
+    assert rows, "expected XComs to scan"
+    for task_id, key, value in rows:
+        assert not any(s in (value or "") for s in secrets), f"XCom {task_id}/{key} leaks"

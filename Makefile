@@ -74,6 +74,19 @@ services-down: ## Stop the data services (by PID) and delete their data
 services-status: ## Show the data services' processes and ports
 	$(PY) -m localplatform.services status
 
+# ---- GitOps: a real Argo CD (core install) on the local cluster ------------------------
+.PHONY: argocd-up
+argocd-up: cluster-up services-up ## Start Argo CD (application controller + repo-server) and its Git server on 127.0.0.1
+	$(PY) -m localplatform.argocd up
+
+.PHONY: argocd-down
+argocd-down: ## Delete the Applications, stop Argo CD and its Git server (by PID), remove its objects
+	@if [ -x $(PY) ]; then $(PY) -m localplatform.argocd down; fi
+
+.PHONY: argocd-status
+argocd-status: ## Show Argo CD's processes and Applications
+	$(PY) -m localplatform.argocd status
+
 # ---- main job ----------------------------------------------------------------------
 # EVENTS_DIR=dir: publish these JSONL files instead of generated events; ORDERS: how many.
 ORDERS ?= 200
@@ -86,6 +99,36 @@ demo: setup ## Run the whole pipeline locally: events -> Kafka -> Airflow -> Spa
 .PHONY: demo-down
 demo-down: ## Stop everything `make demo` started (by PID) and delete its data
 	@if [ -x $(PY) ]; then $(PY) -m localplatform.demo down; fi
+
+# ---- kind (users with Docker; not exercised by this project's CI) ------------------
+# Needs a Docker engine and the images (`make images` / the Dockerfiles under images/).
+# Installs the real kubeflow spark-operator from its own chart, then this chart with
+# values/kind.yaml. The end-to-end assertions of `make e2e` are not yet wired to a
+# kubeconfig target: see README "kind".
+KIND_CLUSTER ?= orders-etl
+KIND := $(TOOLS)/bin/kind
+KIND_KUBECONFIG := .run/kind/kubeconfig
+
+.PHONY: kind-up
+kind-up: ## (Docker) Create a kind cluster and install the spark-operator chart and this chart
+	hack/install-tools.sh helm kind
+	mkdir -p .run/kind
+	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || \
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG) --wait 180s
+	$(MAKE) --no-print-directory kind-load KIND_CLUSTER=$(KIND_CLUSTER)
+	$(TOOLS)/bin/helm --kubeconfig $(KIND_KUBECONFIG) upgrade --install spark-operator spark-operator \
+	  --repo https://kubeflow.github.io/spark-operator --version $(SPARK_OPERATOR_CHART_VERSION) \
+	  --namespace spark-operator --create-namespace --set 'spark.jobNamespaces={spark-jobs}' --wait
+	$(TOOLS)/bin/kubectl --kubeconfig $(KIND_KUBECONFIG) create namespace orders-etl --dry-run=client -o yaml \
+	  | $(TOOLS)/bin/kubectl --kubeconfig $(KIND_KUBECONFIG) apply -f -
+	$(TOOLS)/bin/kubectl --kubeconfig $(KIND_KUBECONFIG) label --overwrite namespace orders-etl \
+	  pod-security.kubernetes.io/enforce=restricted
+	@echo "Create the Secret orders-etl-db (key: connection) for your Postgres, then:"
+	@echo "  $(TOOLS)/bin/helm --kubeconfig $(KIND_KUBECONFIG) upgrade --install orders-etl charts/orders-etl -n orders-etl -f values/kind.yaml --wait"
+
+.PHONY: kind-down
+kind-down: ## (Docker) Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
 # ---- tests -------------------------------------------------------------------------
 .PHONY: lint
@@ -102,14 +145,70 @@ test-unit: venv crds ## Unit tests (no servers)
 test-integration: setup ## Integration tests against the real local control plane
 	$(VENV)/bin/pytest -m integration
 
+.PHONY: test-gitops
+test-gitops: setup ## Argo CD syncs the chart from a local Git repository (pytest -m gitops)
+	$(VENV)/bin/pytest -m gitops
+
 .PHONY: e2e
 e2e: setup ## The whole pipeline end to end against an independent computation (wipes the demo)
 	$(VENV)/bin/pytest -m e2e
 
+.PHONY: test-reliability
+test-reliability: setup ## Kill -9 HA components mid-run on the local platform (wipes the demo)
+	$(VENV)/bin/pytest -m reliability
+
 .PHONY: test
-test: setup lint ## Every test suite (what CI runs): everything but e2e, then e2e
-	$(VENV)/bin/pytest -m "not e2e"
+test: setup lint ## Every test suite (what CI runs): fast tiers + GitOps, e2e, reliability, images
+	$(VENV)/bin/pytest -m "not e2e and not images and not reliability"
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory test-reliability
+	$(MAKE) --no-print-directory test-images
+
+# ---- container images ----------------------------------------------------------------
+# Built daemonless with podman here (hack/build-images.sh; no Docker engine, no registry).
+IMAGES ?=
+
+.PHONY: images-deps
+images-deps: ## Install podman, runc and debootstrap (apt-get, only if missing)
+	hack/install-debian-packages.sh images
+
+.PHONY: images
+images: images-deps ## Build the base, pause, Airflow and Spark images with podman (incremental; IMAGES=airflow ... for some)
+	hack/install-tools.sh spark-jars
+	hack/build-images.sh build $(IMAGES)
+
+.PHONY: images-export
+images-export: images ## Write OCI archives of the images into .tools/images/export (for ctr images import)
+	hack/build-images.sh export $(filter-out base,$(IMAGES))
+
+.PHONY: images-clean
+images-clean: ## Remove the images (the base is kept), dangling build layers and exports
+	hack/build-images.sh clean
+
+.PHONY: lint-images
+lint-images: venv ## hadolint every Dockerfile
+	$(VENV)/bin/hadolint --config .hadolint.yaml images/*/Dockerfile
+
+.PHONY: test-images
+test-images: images ## Run the images under podman (pytest -m images; starts its own data services)
+	LOCALPLATFORM_PORT_OFFSET=$${LOCALPLATFORM_PORT_OFFSET:-400} \
+	LOCALPLATFORM_RUN_DIR=$${LOCALPLATFORM_RUN_DIR:-$(CURDIR)/.run/images} \
+	  $(VENV)/bin/pytest -m images
+
+# For users with a Docker engine (not exercised on the podman-only machines here): the same
+# Dockerfiles and staged contexts, FROM the public base image.
+.PHONY: docker-images
+docker-images: venv ## [docker] Build the Airflow and Spark images with docker
+	hack/install-tools.sh spark-jars
+	IMAGES_ENGINE=docker hack/build-images.sh build airflow spark
+
+.PHONY: docker-push
+docker-push: ## [docker] Tag and push the images to IMAGES_REGISTRY
+	IMAGES_ENGINE=docker hack/build-images.sh push
+
+.PHONY: kind-load
+kind-load: ## [docker] Load the images into the kind cluster KIND_CLUSTER (default: kind)
+	IMAGES_ENGINE=docker hack/build-images.sh kind-load
 
 .PHONY: clean
 clean: demo-down ## Remove runtime state (.run); keeps the tool and Python caches

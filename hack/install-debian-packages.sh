@@ -2,10 +2,16 @@
 # Installs the Debian packages the local data services run: PostgreSQL (Airflow metadata,
 # Iceberg JDBC catalog) and Redis (Celery broker). Java 17 and Maven are expected on the
 # machine (Kafka and the Spark jars); they are checked, not installed.
-# Idempotent: does nothing when every package is already there.
+# `hack/install-debian-packages.sh images` installs podman, runc and debootstrap (the
+# image builds) instead. Idempotent: does nothing when every package is already there.
 set -euo pipefail
 
-PACKAGES=(postgresql redis-server)
+# `images`: what hack/build-images.sh needs to build and run images daemonless instead.
+if [[ ${1:-} == images ]]; then
+  PACKAGES=(podman runc debootstrap containernetworking-plugins)
+else
+  PACKAGES=(postgresql redis-server)
+fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the project's pinned Go-built toolchain into .tools/ (or $TOOLS_DIR):
 #   helm, kwok (+ its stage configs), etcd, kube-apiserver, kube-controller-manager,
-#   kube-scheduler, kubelet, kubectl, the Argo CD CRDs from the argo-cd module, versitygw
+#   kube-scheduler, kubelet, kubectl, the Argo CD CRDs and the argocd multicall binary
+#   (application controller, repo-server) from the argo-cd module, versitygw
 #   (S3 server), and the Maven jars of hack/maven/*/pom.xml (Kafka broker, Spark jars).
 # Every version comes from versions.env. Idempotent: a tool whose stamp matches its
 # pinned version is skipped, so a warm run costs a few stat calls.
@@ -132,10 +133,49 @@ install_argocd_crds() {
   stamp argocd-crds "$v"
 }
 
+# The Argo CD multicall binary (ARGOCD_BINARY_NAME picks the component:
+# argocd-application-controller, argocd-repo-server, ...) and the module's core-install
+# manifest, from which localplatform.argocd applies the CRDs, ConfigMaps and RBAC.
+# argo-cd's go.mod pins its Kubernetes libraries with module-version replaces, which only
+# the main module's go.mod honours: the wrapper restates them.
+# Stamped as argocd-bin: a stamp "argocd-<v>" would be removed with "argocd-crds-<v>".
+install_argocd() {
+  local v=$ARGOCD_VERSION
+  installed argocd-bin "$v" && return 0
+  local wrapper=$SRC/argocd-v$v json dir gomod replaces
+  json=$(go mod download -json "github.com/argoproj/argo-cd/v2@v$v")
+  dir=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Dir"])' "$json")
+  gomod=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["GoMod"])' "$json")
+  replaces=$(awk '/^replace \($/{r=1; next} r && /^\)/{r=0} r && $2=="=>" {print "\t" $0}' "$gomod" | sed 's/^\t\t*/\t/')
+  [[ $(wc -l <<<"$replaces") -ge 20 ]] || { log "argocd: found too few replaces in $gomod"; return 1; }
+  write_wrapper "$wrapper" "$(awk '$1=="go"{print $2; exit}' "$gomod")" \
+    "	github.com/argoproj/argo-cd/v2 v$v" "$replaces"
+  # Version stamped like argo-cd's Makefile (common.version etc.); the module zip carries
+  # no commit, so the binary reports v$v+unknown.
+  local pkg=github.com/argoproj/argo-cd/v2/common
+  local ld="-s -w -X $pkg.version=$v -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  ld+=" -X $pkg.gitTreeState=clean -X $pkg.kubectlVersion=$(awk '$1=="k8s.io/client-go" && $2 ~ /^v/ {print $2; exit}' "$gomod")"
+  (cd "$wrapper" && go build -ldflags "$ld" -o "$BIN/argocd.tmp" github.com/argoproj/argo-cd/v2/cmd)
+  ARGOCD_BINARY_NAME=argocd "$BIN/argocd.tmp" version --client --short | grep -q "v$v" \
+    || { log "argocd does not report v$v"; return 1; }
+  mv "$BIN/argocd.tmp" "$BIN/argocd"
+  mkdir -p "$TOOLS_DIR/share/argocd"
+  cp "$dir/manifests/core-install.yaml" "$TOOLS_DIR/share/argocd/core-install.yaml"
+  chmod u+w "$TOOLS_DIR/share/argocd/core-install.yaml"
+  stamp argocd-bin "$v"
+}
+
 install_versitygw() {
   installed versitygw "$VERSITYGW_VERSION" && return 0
   GOBIN=$BIN go install -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION"
   stamp versitygw "$VERSITYGW_VERSION"
+}
+
+# Only for users with Docker (make kind-*): not in ALL.
+install_kind() {
+  installed kind "$KIND_VERSION" && return 0
+  GOBIN=$BIN go install -ldflags "-s -w" "sigs.k8s.io/kind@v$KIND_VERSION"
+  stamp kind "$KIND_VERSION"
 }
 
 # maven_jars NAME DEST: copy-dependencies of hack/maven/NAME/pom.xml into DEST; the
@@ -158,7 +198,7 @@ install_helm_docs() {
   stamp helm-docs "$HELM_DOCS_VERSION"
 }
 
-ALL=(helm kwok etcd kubernetes argocd-crds helm-docs versitygw kafka spark-jars)
+ALL=(helm kwok etcd kubernetes argocd-crds argocd helm-docs versitygw kafka spark-jars)
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
 start=$SECONDS
 for tool in "${want[@]}"; do
@@ -168,8 +208,10 @@ for tool in "${want[@]}"; do
     etcd) run_step etcd install_etcd ;;
     kubernetes) run_step kubernetes install_kubernetes ;;
     argocd-crds) run_step argocd-crds install_argocd_crds ;;
+    argocd) run_step argocd install_argocd ;;
     helm-docs) run_step helm-docs install_helm_docs ;;
     versitygw) run_step versitygw install_versitygw ;;
+    kind) run_step kind install_kind ;;
     kafka) run_step kafka maven_jars kafka "$TOOLS_DIR/kafka/libs" ;;
     spark-jars) run_step spark-jars maven_jars spark "$TOOLS_DIR/spark-jars" ;;
     *) log "unknown tool '$tool' (known: ${ALL[*]})"; exit 2 ;;

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from localplatform import paths, procs
+from localplatform.argocd import ArgoCD
 from localplatform.cluster import Cluster
 from localplatform.services import LocalServices
 
@@ -53,3 +54,22 @@ def data_services() -> Iterator[LocalServices]:
     if not already_up and os.environ.get("LOCALPLATFORM_KEEP") != "1":
         services.down()
         assert procs.pids_under(services.run_dir) == [], "a data service outlived its fixture"
+
+
+@pytest.fixture(scope="session")
+def argocd(local_cluster: Cluster, data_services: LocalServices) -> Iterator[ArgoCD]:
+    """Argo CD (application controller + repo-server, with the data services' Redis) and
+    its Git server, as local processes against the local cluster.
+
+    Reuses an Argo CD started by `make argocd-up`; otherwise starts one for the session,
+    stops it afterwards and asserts that no process is left behind.
+    """
+    argo = ArgoCD(cluster=local_cluster, services=data_services)
+    already_up = argo.is_up()
+    if not already_up:
+        seconds = argo.up()
+        print(f"\nArgo CD up in {seconds:.1f} s")
+    yield argo
+    if not already_up and os.environ.get("LOCALPLATFORM_KEEP") != "1":
+        argo.down()
+        assert procs.pids_under(argo.run_dir) == [], "an Argo CD process outlived its fixture"

@@ -22,6 +22,16 @@ from typing import Any
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 JSON = "application/json"
+#: The Secret is created here, not rendered, yet carries the release's labels: under Argo
+#: CD's label tracking (the 2.x default, `app.kubernetes.io/instance` = Application name)
+#: it looks like a resource of the Application that Git no longer has, so a sync would
+#: prune it (a new fernet key: the database's secrets become unreadable). These tell Argo
+#: CD to leave it alone: not OutOfSync, never pruned, kept when the Application is deleted
+#: (as `helm uninstall` keeps it). Inert without Argo CD.
+ANNOTATIONS = {
+    "argocd.argoproj.io/compare-options": "IgnoreExtraneous",
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+}
 
 
 def new_value(key: str) -> str:
@@ -80,7 +90,7 @@ def main() -> int:
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "type": "Opaque",
-                "metadata": {"name": name, "labels": labels},
+                "metadata": {"name": name, "labels": labels, "annotations": ANNOTATIONS},
                 "data": {k: base64.b64encode(new_value(k).encode()).decode() for k in keys},
             }
             status, out = api.call("POST", path, body)
@@ -95,14 +105,27 @@ def main() -> int:
             print(f"reading secret {namespace}/{name} failed: {status} {live.get('message')}")
             return 1
         missing = [k for k in keys if k not in (live.get("data") or {})]
-        if not missing:
+        current = live.get("metadata", {}).get("annotations") or {}
+        annotations = {k: v for k, v in ANNOTATIONS.items() if current.get(k) != v}
+        if not missing and not annotations:
             print(f"secret {namespace}/{name} already has every key; nothing changed")
             return 0
-        patch = {"data": {k: base64.b64encode(new_value(k).encode()).decode() for k in missing}}
+        patch: dict[str, Any] = {
+            # resourceVersion: a concurrent writer makes this a 409, then we read again.
+            "metadata": {"resourceVersion": live["metadata"]["resourceVersion"]},
+            "data": {k: base64.b64encode(new_value(k).encode()).decode() for k in missing},
+        }
+        if annotations:
+            patch["metadata"]["annotations"] = annotations
         status, out = api.call("PATCH", f"{path}/{name}", patch, "application/merge-patch+json")
         if status == 200:
-            print(f"added keys {sorted(missing)} to secret {namespace}/{name}")
+            what = f"keys {sorted(missing)}" if missing else ""
+            if annotations:
+                what += (" and " if what else "") + f"Argo CD annotations {sorted(annotations)}"
+            print(f"added {what} to secret {namespace}/{name}")
             return 0
+        if status == 409:
+            continue
         print(f"patching secret {namespace}/{name} failed: {status} {out.get('message')}")
         return 1
     print(f"gave up on secret {namespace}/{name} after concurrent updates")

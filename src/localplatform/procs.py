@@ -92,16 +92,17 @@ class Proc:
         return child.pid
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, wait up to `timeout`, then SIGKILL. No-op when not running."""
+        """SIGTERM the process's whole group (it leads its own session, so this includes
+        children such as Airflow's serve-logs), wait up to `timeout`, then SIGKILL what is
+        left. No-op when not running."""
         pid = self.pid()
         if pid is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not _wait_gone(pid, timeout):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _signal_group(pid, signal.SIGTERM)
+        if not (_wait_gone(pid, timeout) and _wait_group_gone(pid, 5.0)):
+            _signal_group(pid, signal.SIGKILL)
             _wait_gone(pid, 5.0)
+            _wait_group_gone(pid, 5.0)
         self.pid_file.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -196,6 +197,42 @@ def _exe(pid: int) -> str | None:
         return None
     # A binary replaced on disk (a tool upgrade) while its process runs: still that process.
     return str(Path(exe.removesuffix(" (deleted)")).resolve())
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    """Signal the process group `pgid` (our processes lead their own); fall back to the
+    process alone if it is not a group leader."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pgid, signum)
+    except PermissionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pgid, signum)
+
+
+def _reap(pgid: int) -> None:
+    """Collect exited children of ours in group `pgid` (zombies still count as members)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:  # none of them is our child
+            return
+        if pid == 0:
+            return
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pgid)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

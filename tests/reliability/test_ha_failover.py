@@ -99,9 +99,13 @@ def test_the_other_triggerer_resumes_a_deferred_wait(demo: Demo, tmp_path: Path)
         300,
         "spark_transform to defer",
     )
-    with demo._db() as conn, conn.cursor() as cur:
-        cur.execute("select count(*) from trigger where triggerer_id is not null")
-        assert cur.fetchone()[0] >= 1, "triggerer-0 holds the wait"
+
+    def claimed() -> bool:  # triggerer-0 picks new triggers up on its next loop
+        with demo._db() as conn, conn.cursor() as cur:
+            cur.execute("select count(*) from trigger where triggerer_id is not null")
+            return bool(cur.fetchone()[0] >= 1)
+
+    wait_for(claimed, 60, "triggerer-0 to take the wait")
     second.start()  # ...then the second one comes up, and the holder dies
     pid = first.pid()
     assert pid is not None

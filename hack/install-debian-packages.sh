@@ -14,7 +14,7 @@ else
 fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]] || missing+=("$pkg")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
   echo "[install-debian-packages] installing: ${missing[*]}" >&2

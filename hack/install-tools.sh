@@ -39,6 +39,15 @@ run_step() {
 installed() { [[ -f "$STAMPS/$1-$2" ]]; }
 stamp() { rm -f "$STAMPS/$1"-*; touch "$STAMPS/$1-$2"; }
 
+# reports PATTERN COMMAND...: whether COMMAND's output has a line matching PATTERN.
+# Captured first: with pipefail, `cmd | grep -q` fails when grep exits early and the
+# command dies of SIGPIPE writing the rest (etcd --version did, in CI).
+reports() {
+  local pattern=$1 out; shift
+  out=$("$@" 2>&1) || return 1
+  grep -q -- "$pattern" <<<"$out"
+}
+
 install_helm() {
   installed helm "$HELM_VERSION" && return 0
   # Stamp the full version the way helm's Makefile does (otherwise it reports "v3.22").
@@ -102,7 +111,7 @@ install_kubernetes() {
       k8s.io/kubernetes/cmd/kube-scheduler \
       k8s.io/kubernetes/cmd/kubelet \
       k8s.io/kubernetes/cmd/kubectl)
-  "$BIN/kube-apiserver" --version | grep -qx "Kubernetes v$v" || { log "kube-apiserver does not report v$v"; return 1; }
+  reports "^Kubernetes v$v\$" "$BIN/kube-apiserver" --version || { log "kube-apiserver does not report v$v"; return 1; }
   stamp kubernetes "$v"
 }
 
@@ -118,7 +127,7 @@ install_etcd() {
     "$(printf '\tgo.etcd.io/etcd/server/v3 v%s\n%s' "$v" "$requires")" ""
   (cd "$wrapper" && go build -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$v" \
       -o "$BIN/etcd" go.etcd.io/etcd/server/v3)
-  "$BIN/etcd" --version | grep -q "etcd Version: $v" || { log "etcd does not report $v"; return 1; }
+  reports "^etcd Version: $v\$" "$BIN/etcd" --version || { log "etcd does not report $v"; return 1; }
   stamp etcd "$v"
 }
 
@@ -156,7 +165,7 @@ install_argocd() {
   local ld="-s -w -X $pkg.version=$v -X $pkg.buildDate=1970-01-01T00:00:00Z"
   ld+=" -X $pkg.gitTreeState=clean -X $pkg.kubectlVersion=$(awk '$1=="k8s.io/client-go" && $2 ~ /^v/ {print $2; exit}' "$gomod")"
   (cd "$wrapper" && go build -ldflags "$ld" -o "$BIN/argocd.tmp" github.com/argoproj/argo-cd/v2/cmd)
-  ARGOCD_BINARY_NAME=argocd "$BIN/argocd.tmp" version --client --short | grep -q "v$v" \
+  ARGOCD_BINARY_NAME=argocd reports "v$v" "$BIN/argocd.tmp" version --client --short \
     || { log "argocd does not report v$v"; return 1; }
   mv "$BIN/argocd.tmp" "$BIN/argocd"
   mkdir -p "$TOOLS_DIR/share/argocd"

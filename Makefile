@@ -240,3 +240,6 @@ chart-docs: chart-tools venv ## Regenerate the chart's values.schema.json and RE
 .PHONY: test-chart
 test-chart: chart-tools venv ## Chart render, lint, schema and docs tests (pytest -m chart; no cluster)
 	$(VENV)/bin/pytest -m chart
+
+# ---- further areas, one fragment each (benchmarks, the real node) ----------------------
+include $(sort $(wildcard mk/*.mk))

@@ -159,7 +159,7 @@ test-reliability: setup ## Kill -9 HA components mid-run on the local platform (
 
 .PHONY: test
 test: setup lint ## Every test suite (what CI runs): fast tiers + GitOps, e2e, reliability, images
-	$(VENV)/bin/pytest -m "not e2e and not images and not reliability"
+	$(VENV)/bin/pytest -m "not e2e and not images and not reliability and not node"
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory test-reliability
 	$(MAKE) --no-print-directory test-images

@@ -49,16 +49,32 @@ class Proc:
     def log_file(self) -> Path:
         return self.run_dir / "logs" / f"{self.name}.log"
 
-    def pid(self) -> int | None:
-        """The pid of our running process, or None (stale pid files are removed)."""
+    def _owners(self) -> set[str]:
+        return {_resolve(self.argv[0]), _resolve(self.identity or self.argv[0])}
+
+    def _recorded_pid(self) -> int | None:
         try:
-            pid = int(self.pid_file.read_text().strip())
+            return int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        owners = {_resolve(self.argv[0]), _resolve(self.identity or self.argv[0])}
-        if _exe(pid) in owners:
+
+    def _orphans(self, pgid: int) -> list[int]:
+        """Live members of the group our process led, after the leader itself exited
+        (a worker's serve-logs child). Only those running our executable count: pid_max
+        is small here, so a recorded pid may have been reused by someone else."""
+        owners = self._owners()
+        return [pid for pid in _group_members(pgid) if _exe(pid) in owners]
+
+    def pid(self) -> int | None:
+        """The pid of our running process, or None. A stale pid file is removed unless
+        processes of the group it names are still alive (stop() needs it to end them)."""
+        pid = self._recorded_pid()
+        if pid is None:
+            return None
+        if _exe(pid) in self._owners():
             return pid
-        self.pid_file.unlink(missing_ok=True)
+        if not self._orphans(pid):
+            self.pid_file.unlink(missing_ok=True)
         return None
 
     def running(self) -> bool:
@@ -94,15 +110,18 @@ class Proc:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the process's whole group (it leads its own session, so this includes
         children such as Airflow's serve-logs), wait up to `timeout`, then SIGKILL what is
-        left. No-op when not running."""
+        left; if the process itself is gone, ends what is left of its group. No-op when
+        nothing of it runs."""
         pid = self.pid()
-        if pid is None:
-            return
-        _signal_group(pid, signal.SIGTERM)
-        if not (_wait_gone(pid, timeout) and _wait_group_gone(pid, 5.0)):
-            _signal_group(pid, signal.SIGKILL)
-            _wait_gone(pid, 5.0)
-            _wait_group_gone(pid, 5.0)
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
+            if not (_wait_gone(pid, timeout) and _wait_group_gone(pid, 5.0)):
+                _signal_group(pid, signal.SIGKILL)
+                _wait_gone(pid, 5.0)
+                _wait_group_gone(pid, 5.0)
+        elif (recorded := self._recorded_pid()) is not None:
+            # The leader died on its own (kill -9, crash) but left children behind.
+            _stop_each(self._orphans(recorded), timeout)
         self.pid_file.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -167,6 +186,8 @@ def pids_under(run_dir: Path) -> list[int]:
             pid = int(pid_file.read_text().strip())
             if _exe(pid):
                 alive.append(pid)
+            else:  # a dead leader's children still count
+                alive += [m for m in _group_members(pid) if _exe(m)]
     return alive
 
 
@@ -197,6 +218,31 @@ def _exe(pid: int) -> str | None:
         return None
     # A binary replaced on disk (a tool upgrade) while its process runs: still that process.
     return str(Path(exe.removesuffix(" (deleted)")).resolve())
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids whose process group is `pgid` (read from /proc/<pid>/stat)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                members.append(int(stat.parent.name))
+    return members
+
+
+def _stop_each(pids: list[int], timeout: float) -> None:
+    """SIGTERM each pid, wait up to `timeout` for all, then SIGKILL the rest."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        if not _wait_gone(pid, max(0.0, deadline - time.monotonic())):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5.0)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -30,3 +33,29 @@ def test_stop_takes_the_children_with_it(tmp_path: Path) -> None:
     assert procs.pids_under(tmp_path) == []
     # Gone, or at most a zombie waiting for init to reap it: no executable any more.
     assert procs._exe(child) is None, "the child outlived its parent's stop"
+
+
+def test_stop_ends_the_children_a_dead_leader_left_behind(tmp_path: Path) -> None:
+    """A leader killed -9 (as a worker is in the reliability tests) leaves its children in
+    its group; stop() still finds them by the recorded pid's group and ends them."""
+    spawn_child = (
+        "import subprocess, sys, time; "
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
+        "open('child.pid', 'w').write(str(c.pid)); time.sleep(300)"
+    )
+    leader = procs.Proc("py", [sys.executable, "-c", spawn_child], tmp_path, cwd=tmp_path)
+    pid = leader.start()
+    child_file = tmp_path / "child.pid"
+    deadline = time.monotonic() + 10
+    while not child_file.exists() or not child_file.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(child_file.read_text())
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)  # our child: reap it so it is gone, not a zombie
+    assert not leader.running()
+    assert procs.pids_under(tmp_path) == [child], "the orphan must still be accounted for"
+    leader.stop()
+    assert procs._exe(child) is None, "the dead leader's child outlived stop()"
+    assert procs.pids_under(tmp_path) == []
+    assert not leader.pid_file.exists()

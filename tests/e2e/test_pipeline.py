@@ -21,7 +21,9 @@ from localplatform.demo import Demo
 sys.path.insert(0, str(Path(__file__).parent))
 from oracle import daily_revenue
 
-pytestmark = pytest.mark.e2e
+# Several DAG runs in one test, each bounded by wait_run's own timeout: the session-wide
+# 600 s would cut it short on a loaded machine (a CI run beside other jobs took 12 min).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")

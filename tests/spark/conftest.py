@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -39,6 +40,9 @@ def spark(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     session.sparkContext.addPyFile(str(job_zip(tmp_path_factory.mktemp("job"))))
     yield session
     session.stop()
+    # py4j closes its gateway connection in __del__ at interpreter exit and logs that at
+    # INFO, to a stream pytest has closed by then ("--- Logging error ---" in CI logs).
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture

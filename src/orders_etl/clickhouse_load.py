@@ -27,6 +27,12 @@ How a load runs, and what readers see:
    is a no-op. If the switch fails half way, the task fails and its retry reruns the
    whole load, which converges on the right state (see idempotence below).
    The seed's DROP-then-INSERT showed readers an empty dashboard for the whole insert.
+   Crash of the engine itself (SIGKILL, measured with chdb 26.x: tests/integration/
+   test_clickhouse_load_faults.py): killed before the ALTER, the dashboard is the old one
+   and a staging table is left; killed after it returned, the new one survives whole;
+   killed inside it, each date is old or new except that REPLACE PARTITION commits the
+   new part before the empty part covering the old ones, so the one partition being
+   swapped at that instant can come back holding both rows until the retry replaces it.
 3. The destination is counted per touched date and compared with the input; the staging
    table is dropped in every case (stale ones from a killed process can be removed with
    drop_stale_staging_tables).

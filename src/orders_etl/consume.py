@@ -21,12 +21,13 @@ the usual lag tools show how far staging is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,8 +188,22 @@ class TopicStager:
             log.info("%s: ledger seq %d was claimed by another run; retrying", topic, seq)
 
     # -- Kafka --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _broker(self, what: str) -> Iterator[None]:
+        """A metadata or offsets request that failed after librdkafka's own reconnects for
+        the whole budget (a broker down for longer) becomes one StagingError saying so."""
+        try:
+            yield
+        except KafkaException as error:
+            raise StagingError(
+                f"Kafka is not reachable: {what} failed within {self._timeout:.0f} s "
+                f"({error.args[0]}); whatever this batch claimed stands, so a retry stages "
+                "the same offsets"
+            ) from error
+
     def _partitions(self, consumer: Consumer, topic: str) -> list[int]:
-        metadata = consumer.list_topics(topic, timeout=self._timeout)
+        with self._broker(f"the metadata of {topic!r}"):
+            metadata = consumer.list_topics(topic, timeout=self._timeout)
         entry = metadata.topics.get(topic)
         if entry is None or entry.error is not None:
             reason = entry.error if entry is not None else "not in metadata"
@@ -196,23 +211,28 @@ class TopicStager:
         return sorted(entry.partitions)
 
     def _high_watermarks(self, consumer: Consumer, topic: str) -> dict[int, int]:
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self._timeout)[1]
-            for p in self._partitions(consumer, topic)
-        }
+        partitions = self._partitions(consumer, topic)
+        with self._broker(f"the high watermarks of {topic!r}"):
+            marks = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self._timeout)
+                for p in partitions
+            }
+        return {p: high for p, (_, high) in marks.items()}
 
     def _low_watermark(self, consumer: Consumer, topic: str, partition: int) -> int:
-        low: int = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=self._timeout
-        )[0]
+        with self._broker(f"the low watermark of {topic}[{partition}]"):
+            low: int = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=self._timeout
+            )[0]
         return low
 
     def _initial_offsets(
         self, consumer: Consumer, topic: str, partitions: list[int]
     ) -> dict[int, int]:
-        committed = consumer.committed(
-            [TopicPartition(topic, p) for p in partitions], timeout=self._timeout
-        )
+        with self._broker(f"the committed offsets of {topic!r}"):
+            committed = consumer.committed(
+                [TopicPartition(topic, p) for p in partitions], timeout=self._timeout
+            )
         starts = {}
         for tp in committed:
             starts[tp.partition] = (

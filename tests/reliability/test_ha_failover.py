@@ -2,7 +2,7 @@
 real schedulers and triggerers sharing Postgres, kill -9 by PID, the run completes and
 the dashboard still equals the independent computation.
 
-Starts from a wiped platform (it stops a running `make demo`) and stops it at the end.
+The platform is the session's (conftest.py): wiped and brought up once, stopped at the end.
 """
 
 from __future__ import annotations
@@ -10,63 +10,26 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localplatform import cdc_events, procs
+from localplatform import cdc_events
 from localplatform.demo import Demo
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).parent))
+from faults import component, task_state, wait_for
 from oracle import daily_revenue
 
 pytestmark = pytest.mark.reliability
 
 
-#: Every batch published in this module: the dashboard must equal the computation over all.
-PUBLISHED: list[Path] = []
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    platform = Demo()
-    platform.down()
-    platform.up()
-    yield platform
-    assert platform.down() == []
-
-
-def component(demo: Demo, name: str) -> procs.Proc:
-    return next(p for p in demo._airflow_from_disk().processes() if p.name == name)
-
-
-def task_state(demo: Demo, run_id: str, task_id: str) -> str | None:
-    with demo._db() as conn, conn.cursor() as cur:
-        cur.execute(
-            "select state from task_instance where dag_id='orders_etl' and run_id=%s "
-            "and task_id=%s",
-            (run_id, task_id),
-        )
-        row = cur.fetchone()
-    return row[0] if row else None
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def test_killing_a_scheduler_mid_run(demo: Demo, tmp_path: Path) -> None:
+def test_killing_a_scheduler_mid_run(demo: Demo, published: list[Path], tmp_path: Path) -> None:
     events = tmp_path / "events"
     cdc_events.write(cdc_events.generate(60, seed=301), events)
     demo.publish(events)
-    PUBLISHED.append(events)
+    published.append(events)
     demo.trigger("ha__scheduler")
     victim = component(demo, "scheduler-0")
     wait_for(
@@ -82,17 +45,19 @@ def test_killing_a_scheduler_mid_run(demo: Demo, tmp_path: Path) -> None:
     os.kill(pid, signal.SIGKILL)
     result = demo.wait_run("ha__scheduler", timeout=600, progress=False)
     assert result.state == "success", "the surviving scheduler must finish the run"
-    assert demo.dashboard_rows() == daily_revenue(PUBLISHED)
+    assert demo.dashboard_rows() == daily_revenue(published)
     victim.start()  # back to two schedulers for the next test
 
 
-def test_the_other_triggerer_resumes_a_deferred_wait(demo: Demo, tmp_path: Path) -> None:
+def test_the_other_triggerer_resumes_a_deferred_wait(
+    demo: Demo, published: list[Path], tmp_path: Path
+) -> None:
     first, second = component(demo, "triggerer-0"), component(demo, "triggerer-1")
     second.stop()  # only triggerer-0 can pick the wait up...
     events = tmp_path / "events"
     cdc_events.write(cdc_events.generate(40, seed=302, start_id=10_000), events)
     demo.publish(events)
-    PUBLISHED.append(events)
+    published.append(events)
     demo.trigger("ha__triggerer")
     wait_for(
         lambda: task_state(demo, "ha__triggerer", "spark_transform") == "deferred",
@@ -113,5 +78,5 @@ def test_the_other_triggerer_resumes_a_deferred_wait(demo: Demo, tmp_path: Path)
     wait_for(lambda: not first.running(), 30, "triggerer-0 to die")
     result = demo.wait_run("ha__triggerer", timeout=600, progress=False)
     assert result.state == "success", "triggerer-1 must resume the wait and the task succeed"
-    assert demo.dashboard_rows() == daily_revenue(PUBLISHED)
+    assert demo.dashboard_rows() == daily_revenue(published)
     first.start()

@@ -82,6 +82,30 @@ class Cluster:
             )
         return result
 
+    def wait_crds_established(self, *names: str, timeout: float = 60) -> None:
+        """Wait until each CRD's Established condition is True.
+
+        `kubectl wait` fails at once ("accessor error") while a CRD just created has no
+        .status.conditions yet, which a loaded machine makes likely; that case is retried.
+        """
+        args = ("wait", "--for=condition=Established", f"--timeout={timeout:.0f}s")
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.kubectl(*args, *(f"crd/{n}" for n in names), check=False)
+            if result.returncode == 0:
+                return
+            if "accessor error" not in result.stderr or time.monotonic() > deadline:
+                raise RuntimeError(f"CRDs {', '.join(names)} not Established: {result.stderr}")
+            time.sleep(0.2)
+
+    def apply_spark_crds(self) -> None:
+        """Apply the SparkApplication CRDs generated from kubeflow-spark-api and wait for them."""
+        self.kubectl("apply", "--server-side", "-f", str(paths.TOOLS_SHARE / "spark-crds"))
+        self.wait_crds_established(
+            "sparkapplications.sparkoperator.k8s.io",
+            "scheduledsparkapplications.sparkoperator.k8s.io",
+        )
+
     def _get(self, path: str, port: int | None = None, client_cert: bool = True) -> str:
         ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
         if client_cert:
@@ -147,6 +171,9 @@ class Cluster:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--endpoint-reconciler-type=none",
+                # Logs/exec dial a node by its address, not its name (the real node's name
+                # is not in any DNS this machine uses; kwok nodes report 127.0.0.1).
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
             ],
             run,
             ports=(p.apiserver,),

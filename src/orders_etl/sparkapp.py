@@ -11,8 +11,6 @@ import copy
 import hashlib
 from typing import Any
 
-from kubeflow_spark_api.models import SparkV1beta2SparkApplication
-
 GROUP = "sparkoperator.k8s.io"
 VERSION = "v1beta2"
 PLURAL = "sparkapplications"
@@ -59,6 +57,9 @@ def render_application(
     for role in ("driver", "executor"):
         part = spec.setdefault(role, {})
         part["labels"] = {**part.get("labels", {}), **labels}
+    # Imported here: the models package is heavy and DAG parsing imports this module.
+    from kubeflow_spark_api.models import SparkV1beta2SparkApplication
+
     SparkV1beta2SparkApplication.from_dict(body)  # raises on a schema violation
     return body
 

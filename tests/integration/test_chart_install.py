@@ -93,12 +93,8 @@ def cluster(local_cluster: Cluster) -> Cluster:
             "-f",
             str(crd),
         )
-    local_cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/sparkapplications.sparkoperator.k8s.io",
-        "crd/applications.argoproj.io",
-        "--timeout=60s",
+    local_cluster.wait_crds_established(
+        "sparkapplications.sparkoperator.k8s.io", "applications.argoproj.io"
     )
     return local_cluster
 

@@ -32,7 +32,6 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from localplatform import paths
 from localplatform.cluster import Cluster
 from localplatform.services import LocalServices
 from orders_etl.consume import StagingError, TopicStager
@@ -215,13 +214,7 @@ def test_s3_down_mid_write_then_back_stages_the_same_offsets_once(
 # -- the Kubernetes API server -----------------------------------------------------------
 @pytest.fixture
 def spark_namespace(local_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    local_cluster.kubectl("apply", "--server-side", "-f", str(paths.TOOLS_SHARE / "spark-crds"))
-    local_cluster.kubectl(
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/sparkapplications.sparkoperator.k8s.io",
-    )
+    local_cluster.apply_spark_crds()
     namespace = f"outage-{uuid.uuid4().hex[:8]}"
     local_cluster.kubectl("create", "namespace", namespace)
     monkeypatch.setenv(

@@ -33,13 +33,7 @@ JOB_SLOW = "import time\ntime.sleep(120)\n"
 def standin(
     local_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Cluster, str, Path, Controller]]:
-    local_cluster.kubectl("apply", "--server-side", "-f", str(paths.TOOLS_SHARE / "spark-crds"))
-    local_cluster.kubectl(
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/sparkapplications.sparkoperator.k8s.io",
-    )
+    local_cluster.apply_spark_crds()
     namespace = f"standin-{uuid.uuid4().hex[:8]}"
     local_cluster.kubectl("create", "namespace", namespace)
     work = tmp_path_factory.mktemp("standin")

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import TaskDeferred
 
-from localplatform import paths
 from localplatform.cluster import Cluster
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
 from orders_etl.sparkapp import LABEL_TRY, application_name
@@ -47,14 +46,7 @@ TEMPLATE: dict[str, Any] = {
 def spark_namespace(
     local_cluster: Cluster, monkeypatch_module: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    crds = paths.TOOLS_SHARE / "spark-crds"
-    local_cluster.kubectl("apply", "--server-side", "-f", str(crds))
-    local_cluster.kubectl(
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/sparkapplications.sparkoperator.k8s.io",
-    )
+    local_cluster.apply_spark_crds()
     namespace = f"spark-{uuid.uuid4().hex[:8]}"
     local_cluster.kubectl("create", "namespace", namespace)
     monkeypatch_module.setenv(

@@ -1,4 +1,9 @@
-"""Creates this run's SparkApplication and defers until the spark-operator finishes it."""
+"""Creates this run's SparkApplication and defers until the spark-operator finishes it.
+
+The Kubernetes clients (kubernetes, kubernetes_asyncio via the trigger) are imported where
+they are used: every DAG parse imports this module, and they were most of its parse time
+(bench/parse.py).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,12 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
-from kubernetes.client.exceptions import ApiException
 
 from orders_etl.sparkapp import (
     COMPLETED,
@@ -29,7 +32,9 @@ from orders_etl.sparkapp import (
     render_application,
     run_hash,
 )
-from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
+
+if TYPE_CHECKING:
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
 
 class SparkApplicationOperator(BaseOperator):
@@ -77,6 +82,8 @@ class SparkApplicationOperator(BaseOperator):
 
     # -- helpers --------------------------------------------------------------------------
     def _hook(self) -> KubernetesHook:
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
         return KubernetesHook(conn_id=self.kubernetes_conn_id)
 
     def _labels(self, context: Any) -> dict[str, str]:
@@ -89,6 +96,8 @@ class SparkApplicationOperator(BaseOperator):
         }
 
     def _get(self, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
         try:
             obj: dict[str, Any] = self._hook().get_custom_object(
                 group=GROUP, version=VERSION, plural=PLURAL, name=name, namespace=self.namespace
@@ -100,6 +109,8 @@ class SparkApplicationOperator(BaseOperator):
         return obj
 
     def _delete(self, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
         try:
             self._hook().delete_custom_object(
                 group=GROUP, version=VERSION, plural=PLURAL, name=name, namespace=self.namespace
@@ -124,6 +135,10 @@ class SparkApplicationOperator(BaseOperator):
 
     # -- execution ------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
+
         ti = context["ti"]
         labels = self._labels(context)
         name = application_name(ti.dag_id, ti.run_id, ti.try_number)

@@ -133,9 +133,10 @@ kind-down: ## (Docker) Delete the kind cluster
 # ---- tests -------------------------------------------------------------------------
 .PHONY: lint
 lint: venv ## ruff (lint + format check) and mypy --strict
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict bench
 
 .PHONY: test-unit
 test-unit: venv crds ## Unit tests (no servers)

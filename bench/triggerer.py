@@ -1,0 +1,353 @@
+"""Triggerer capacity: N concurrent SparkApplication waits in ONE real Airflow triggerer.
+
+    python -m bench.triggerer [--waits 100,500,1000] [--out DIR] [--smoke]
+
+On the benchmark platform (bench.platform: one triggerer), one run of each of N one-task
+DAGs `bench_wait_<i>` (bench/airflow_dags): tasks that start in the triggerer
+(start_from_trigger) with this project's trigger,
+orders_etl.triggers.sparkapplication.SparkApplicationTrigger, each waiting on its own
+SparkApplication against the local kube-apiserver, polling every 10 s (the pipeline's
+default spark.poll_interval_seconds). Per N:
+
+1. create N SparkApplications (nothing reconciles them), start the N runs (REST API),
+   wait until every task is deferred and every trigger has started (its trigger log
+   says so), then one more poll interval;
+2. steady state, over max(3 polls, 30 s): GET requests/s on sparkapplications from the
+   API server's own apiserver_request_total, the triggerer's CPU (its process tree,
+   /proc) and RSS;
+3. patch every application's status subresource to COMPLETED, recording when each
+   patch returned; a task has resumed when Airflow's metadata DB shows it left
+   `deferred` (its updated_at, written by the triggerer's event submission);
+   delay = resume - patch.
+
+Targets (issue 9): 1,000 waits in one triggerer with every resume delay < 2x the poll
+interval, and API load growing no faster than linearly with N.
+`--smoke` only checks the benchmark DAG file and the cluster's metrics endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench import apiserver_metrics, machine, procstat, results, table
+from bench.platform import BENCH_DAGS, BenchDemo
+from localplatform.cluster import Cluster
+from orders_etl.sparkapp import GROUP, PLURAL, VERSION
+
+NAMESPACE = "bench-triggerer"
+POLL_INTERVAL = 10.0  # must match bench/airflow_dags/bench_trigger_waits.py
+#: Linear growth allows this much slack on the per-wait request rate (measurement noise).
+LINEAR_SLACK = 1.15
+
+APPLICATION: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "SparkApplication",
+    "spec": {
+        "type": "Python",
+        "mode": "cluster",
+        "image": "orders-etl/spark:3.5.9",
+        "sparkVersion": "3.5.9",
+        "mainApplicationFile": "local:///opt/orders-etl/spark-jobs/main.py",
+        "restartPolicy": {"type": "Never"},
+        "driver": {"cores": 1, "memory": "512m"},
+        "executor": {"cores": 1, "instances": 1, "memory": "512m"},
+    },
+}
+
+
+def custom_objects(cluster: Cluster) -> Any:
+    from kubernetes import client, config
+
+    return client.CustomObjectsApi(config.new_client_from_config(str(cluster.kubeconfig)))
+
+
+def name_of(index: int) -> str:
+    return f"bench-wait-{index:04d}"
+
+
+def create_applications(api: Any, count: int) -> None:
+    def create(index: int) -> None:
+        body = {**APPLICATION, "metadata": {"name": name_of(index), "namespace": NAMESPACE}}
+        api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+
+
+def complete_applications(api: Any, count: int) -> dict[int, float]:
+    """Patch every status to COMPLETED; returns when each patch was acknowledged."""
+
+    def patch(index: int) -> tuple[int, float]:
+        status = {  # what spark-operator v2 writes (the CRD requires driverInfo)
+            "applicationState": {"state": "COMPLETED", "errorMessage": ""},
+            "driverInfo": {"podName": f"{name_of(index)}-driver"},
+            "sparkApplicationId": f"spark-{name_of(index)}",
+            "executorState": {},
+        }
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, PLURAL, name_of(index), {"status": status}
+        )
+        return index, time.time()
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(patch, range(count)))
+
+
+def dag_id_of(index: int) -> str:
+    return f"bench_wait_{index:04d}"
+
+
+def deferred_state(demo: BenchDemo, run_id: str) -> dict[str, int]:
+    with demo.db() as conn, conn.cursor() as cur:
+        cur.execute(
+            "select count(*) filter (where ti.state = 'deferred'), "
+            "count(*) filter (where t.triggerer_id is not null) "
+            "from task_instance ti left join trigger t on t.id = ti.trigger_id "
+            "where ti.dag_id like 'bench\\_wait\\_%%' and ti.run_id=%s",
+            (run_id,),
+        )
+        deferred, assigned = cur.fetchone()
+    return {"deferred": int(deferred), "assigned": int(assigned)}
+
+
+def resumed(demo: BenchDemo, run_id: str) -> dict[int, float]:
+    with demo.db() as conn, conn.cursor() as cur:
+        cur.execute(
+            "select dag_id, extract(epoch from updated_at) from task_instance "
+            "where dag_id like 'bench\\_wait\\_%%' and run_id=%s "
+            "and state is distinct from 'deferred'",
+            (run_id,),
+        )
+        now = time.time()
+        return {int(d.rsplit("_", 1)[1]): float(u) if u else now for d, u in cur.fetchall()}
+
+
+def api_call(demo: BenchDemo, token: str, method: str, path: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(  # noqa: S310 (http on 127.0.0.1)
+        f"{demo.airflow_handle().api_url}/api/v2/{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+        response.read()
+
+
+def start_runs(demo: BenchDemo, count: int, run_id: str) -> None:
+    """One run of each of the first `count` benchmark DAGs, through the REST API."""
+    token = demo.token()
+    body = {"dag_run_id": run_id, "logical_date": None}
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(
+            lambda i: api_call(demo, token, "POST", f"dags/{dag_id_of(i)}/dagRuns", body),
+            range(count),
+        ))  # fmt: skip
+
+
+def end_runs(demo: BenchDemo, count: int, run_id: str) -> None:
+    token = demo.token()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(
+            lambda i: api_call(demo, token, "PATCH", f"dags/{dag_id_of(i)}/dagRuns/{run_id}",
+                               {"state": "failed"}),
+            range(count),
+        ))  # fmt: skip
+
+
+def wait_for(check: Any, timeout: float, what: str, interval: float = 1.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(interval)
+    raise TimeoutError(f"{what} within {timeout:.0f} s")
+
+
+def measure(demo: BenchDemo, api: Any, count: int) -> dict[str, Any]:
+    run_id = f"bench__{count}__{time.strftime('%Y%m%dT%H%M%S')}"
+    cluster = demo.cluster
+    cluster.kubectl("delete", "sparkapplications", "--all", "-n", NAMESPACE, timeout=300)
+    t0 = time.monotonic()
+    create_applications(api, count)
+    create_seconds = time.monotonic() - t0
+    demo.wait_for_dag_id(dag_id_of(count - 1))
+    airflow = demo.airflow_handle()
+    started_at = time.monotonic()
+    start_runs(demo, count, run_id)
+    try:
+        to_deferred = wait_for(
+            lambda: deferred_state(demo, run_id)["deferred"] == count,
+            600, f"{count} tasks were not deferred",
+        )  # fmt: skip
+        log_dir = airflow.run_dir / "logs"
+        start_timeout = 120 + 0.6 * count
+        running = 0
+
+        def all_running() -> bool:
+            nonlocal running
+            running = started_triggers(log_dir, run_id)
+            return running == count
+
+        try:
+            wait_for(all_running, start_timeout, "", 2.0)
+        except TimeoutError:
+            print(f"  {count} waits: only {running} triggers started in {start_timeout:.0f} s")
+        to_running = time.monotonic() - started_at
+        time.sleep(POLL_INTERVAL + 2)  # every trigger is past its first poll
+        pid = next(p for p in airflow.processes() if p.name == "triggerer-0").pid()
+        assert pid is not None, "the triggerer is not running"
+        window = max(3 * POLL_INTERVAL, 30.0)
+        before = apiserver_metrics.request_counts(cluster, PLURAL)
+        cpu0, w0 = procstat.sample_tree(pid), time.monotonic()
+        rss = []
+        while time.monotonic() - w0 < window:
+            rss.append(procstat.sample_tree(pid).rss_mib)
+            time.sleep(1.0)
+        after, cpu1 = apiserver_metrics.request_counts(cluster, PLURAL), procstat.sample_tree(pid)
+        elapsed = time.monotonic() - w0
+        running_in_window = started_triggers(log_dir, run_id)
+        gets = after.get("GET", 0.0) - before.get("GET", 0.0)
+        patched = complete_applications(api, count)
+        patch_span = max(patched.values()) - min(patched.values())
+        seen: dict[int, float] = {}
+
+        def all_resumed() -> bool:
+            seen.update({i: t for i, t in resumed(demo, run_id).items() if i not in seen})
+            return len(seen) == count
+
+        resume_timeout = 2 * POLL_INTERVAL + 120
+        try:
+            wait_for(all_resumed, resume_timeout, "", 0.2)
+        except TimeoutError:
+            print(f"  {count} waits: only {len(seen)} resumed within {resume_timeout:.0f} s")
+        delays = sorted(seen[i] - patched[i] for i in seen)
+    finally:
+        end_runs(demo, count, run_id)
+        cluster.kubectl(
+            "delete", "sparkapplications", "--all", "-n", NAMESPACE, "--wait=false", timeout=300
+        )
+    return {
+        "waits": count,
+        "run_id": run_id,
+        "create_seconds": create_seconds,
+        "seconds_to_all_deferred": to_deferred,
+        "seconds_to_all_running": to_running,
+        "running_at_window_start": running,
+        "running_at_window_end": running_in_window,
+        "window_seconds": elapsed,
+        "api_get_per_second": gets / elapsed,
+        "api_get_per_second_expected": count / POLL_INTERVAL,
+        "triggerer_cpu_percent": 100 * (cpu1.cpu_seconds - cpu0.cpu_seconds) / elapsed,
+        "triggerer_rss_mib_max": max(rss),
+        "triggerer_processes": cpu1.processes,
+        "patch_span_seconds": patch_span,
+        "resumed": len(seen),
+        "resume_timeout_seconds": resume_timeout,
+        "resume_delay_seconds": {
+            "median": statistics.median(delays) if delays else None,
+            "p95": delays[int(0.95 * (len(delays) - 1))] if delays else None,
+            "max": delays[-1] if len(delays) == count else None,
+            "min": delays[0] if delays else None,
+        },
+    }
+
+
+def started_triggers(log_dir: Path, run_id: str) -> int:
+    """Triggers the triggerer has started: each writes "... starting" first to its
+    task's trigger log (attempt=1.log.trigger.<triggerer id>.log)."""
+    found = 0
+    pattern = f"dag_id=bench_wait_*/run_id={run_id}/task_id=wait/attempt=*.log.trigger.*.log"
+    for path in log_dir.glob(pattern):
+        try:
+            if "starting" in path.read_text(errors="replace")[:4000]:
+                found += 1
+        except OSError:
+            continue
+    return found
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def summary(body: dict[str, Any]) -> str:
+    rows = [
+        [f"{f['waits']:,}", f"{f['api_get_per_second']:.1f}",
+         f"{f['api_get_per_second_expected']:.0f}",
+         f"{f['triggerer_cpu_percent']:.0f}%",
+         f"{10 * f['triggerer_cpu_percent'] / max(f['api_get_per_second'], 1e-9):.1f}",
+         f"{f['triggerer_rss_mib_max']:.0f}", f"{f['resumed']:,}/{f['waits']:,}",
+         _seconds(f["resume_delay_seconds"]["median"]), _seconds(f["resume_delay_seconds"]["p95"]),
+         _seconds(f["resume_delay_seconds"]["max"]),
+         f"{f['running_at_window_start']:,} in {f['seconds_to_all_running']:.0f} s"]
+        for f in body["sizes"]
+    ]  # fmt: skip
+    return table.render(["waits", "API GET/s", "N / poll", "triggerer CPU",
+                         "CPU ms / GET", "RSS MiB",
+                         "resumed", "resume p50 s", "p95 s", "max s",
+                         "triggers started"], rows)  # fmt: skip
+
+
+def targets_for(figures: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    largest, smallest = figures[-1], figures[0]
+    per_wait = [f["api_get_per_second"] / f["waits"] for f in figures]
+    worst = largest["resume_delay_seconds"]["max"]
+    delay_ok = largest["waits"] >= 1000 and worst is not None and worst < 2 * POLL_INTERVAL
+    delay_text = (
+        f"max {worst:.1f} s" if worst is not None
+        else f"{largest['resumed']:,} of {largest['waits']:,} resumed within "
+        f"{largest['resume_timeout_seconds']:.0f} s"
+    )  # fmt: skip
+    behind = per_wait[-1] < 0.9 / POLL_INTERVAL
+    return {
+        "1,000 waits: resume delay < 2x poll interval": {
+            "value": f"{delay_text} at {largest['waits']:,} waits (poll {POLL_INTERVAL:.0f} s)",
+            "met": delay_ok,
+        },
+        "API load grows no faster than linearly": {
+            "value": f"{per_wait[0]:.3f} GET/s per wait at {smallest['waits']:,}, "
+            f"{per_wait[-1]:.3f} at {largest['waits']:,}"
+            + (f" (one poll per {POLL_INTERVAL:.0f} s would be {1 / POLL_INTERVAL:.3f}: "
+               "the triggerer fell behind its polls)" if behind else ""),
+            "met": per_wait[-1] <= per_wait[0] * LINEAR_SLACK,
+        },
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.triggerer", description=__doc__)
+    parser.add_argument("--waits", default="100,500,1000")
+    results.add_arguments(parser)
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.waits.split(","))
+    print(machine.headline(machine.describe()))
+    demo = BenchDemo()
+    if args.smoke:
+        dag_file = BENCH_DAGS / "bench_trigger_waits.py"
+        compile(dag_file.read_text(), str(dag_file), "exec")
+        counts = apiserver_metrics.request_counts(demo.cluster, "namespaces")
+        print(f"{dag_file.name} compiles; apiserver_request_total(namespaces) = {counts}")
+        return 0
+    demo.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+    api = custom_objects(demo.cluster)
+    figures = [measure(demo, api, n) for n in sizes]
+    targets = targets_for(figures)
+    body = {"driver": "Airflow's real triggerer (one), real trigger instances",
+            "poll_interval_seconds": POLL_INTERVAL, "sizes": figures, "targets": targets,
+            "smoke": False}  # fmt: skip
+    print(summary(body))
+    print(results.target_lines(targets))
+    results.write(args.out, "triggerer", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import DAG, task
 from airflow.sdk.definitions.callback import AsyncCallback
@@ -130,6 +129,8 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
 
         @task(executor=execs.for_task("verify_staging"))
         def verify_staging(consumed: list[dict[str, Any]]) -> dict[str, Any]:
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # boto3: not at parse
+
             s3 = S3Hook(aws_conn_id=config.staging.aws_connection_id).get_conn()
             batch = verify_batch(s3, list(consumed))
             if batch["rows"] == 0:

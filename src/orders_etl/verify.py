@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from orders_etl.staging import Manifest
 
 
@@ -27,6 +25,8 @@ def verify_batch(s3: Any, consumed: list[dict[str, Any]]) -> dict[str, Any]:
     whose counts differ from what consume reported, a missing object, a size mismatch,
     or results from different batches.
     """
+    from botocore.exceptions import ClientError  # botocore: not at DAG parse
+
     batch_ids = {c["batch_id"] for c in consumed}
     if len(batch_ids) != 1:
         raise StagingVerificationError(f"consume results span batches {sorted(batch_ids)}")

@@ -1,6 +1,6 @@
 """Creates this run's SparkApplication and defers until the spark-operator finishes it.
 
-The Kubernetes clients (kubernetes, kubernetes_asyncio via the trigger) are imported where
+The Kubernetes clients (kubernetes, kubernetes_asyncio via the trigger) and S3 are imported where
 they are used: every DAG parse imports this module, and they were most of its parse time
 (bench/parse.py).
 """
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
@@ -206,6 +205,8 @@ class SparkApplicationOperator(BaseOperator):
             time.sleep(1)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
         name = event["name"]
         if event["status"] != "success":
             raise AirflowException(

@@ -1,0 +1,27 @@
+"""The Kafka consumer that staging reads with: the apache-kafka provider's hook, with the
+settings exactly-once staging depends on forced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
+from confluent_kafka import Consumer
+
+
+class StagingConsumerHook(KafkaConsumerHook):
+    """The provider's consumer (auth, callbacks, MSK IAM from the connection) with the
+    settings staging depends on forced: our group, no auto-commit, explicit assignment."""
+
+    def __init__(self, kafka_config_id: str, group_id: str) -> None:
+        super().__init__(topics=[], kafka_config_id=kafka_config_id)
+        self._group_id = group_id
+
+    def _get_client(self, config: dict[str, Any]) -> Consumer:
+        forced = {
+            "group.id": self._group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+        }
+        return super()._get_client({**config, **forced})

@@ -3,12 +3,15 @@
 # Iceberg JDBC catalog) and Redis (Celery broker). Java 17 and Maven are expected on the
 # machine (Kafka and the Spark jars); they are checked, not installed.
 # `hack/install-debian-packages.sh images` installs podman, runc and debootstrap (the
-# image builds) instead. Idempotent: does nothing when every package is already there.
+# image builds) instead; `... node` the real node's runtime (containerd, runc, the CNI
+# plugins, iptables and conntrack for kube-proxy). Idempotent: does nothing when every package is already there.
 set -euo pipefail
 
 # `images`: what hack/build-images.sh needs to build and run images daemonless instead.
 if [[ ${1:-} == images ]]; then
   PACKAGES=(podman runc debootstrap containernetworking-plugins)
+elif [[ ${1:-} == node ]]; then
+  PACKAGES=(containerd runc containernetworking-plugins iptables conntrack)
 else
   PACKAGES=(postgresql redis-server)
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the project's pinned Go-built toolchain into .tools/ (or $TOOLS_DIR):
 #   helm, kwok (+ its stage configs), etcd, kube-apiserver, kube-controller-manager,
-#   kube-scheduler, kubelet, kubectl, the Argo CD CRDs and the argocd multicall binary
+#   kube-scheduler, kubelet, kube-proxy, kubectl, CoreDNS (the real node's DNS), the Argo CD CRDs and the argocd multicall binary
 #   (application controller, repo-server) from the argo-cd module, versitygw
 #   (S3 server), and the Maven jars of hack/maven/*/pom.xml (Kafka broker, Spark jars).
 # Every version comes from versions.env. Idempotent: a tool whose stamp matches its
@@ -90,7 +90,8 @@ write_wrapper() { # DIR GO_DIRECTIVE REQUIRE_LINES REPLACE_LINES
 
 install_kubernetes() {
   local v=$KUBERNETES_VERSION
-  installed kubernetes "$v" && return 0
+  # kube-proxy joined the build later: a stamp without it rebuilds (Go's cache keeps it quick).
+  installed kubernetes "$v" && [[ -x $BIN/kube-proxy ]] && return 0
   local gomod wrapper=$SRC/kubernetes-v$v
   gomod=$(go mod download -json "k8s.io/kubernetes@v$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   local godirective replaces
@@ -110,6 +111,7 @@ install_kubernetes() {
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler \
       k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kube-proxy \
       k8s.io/kubernetes/cmd/kubectl)
   reports "^Kubernetes v$v\$" "$BIN/kube-apiserver" --version || { log "kube-apiserver does not report v$v"; return 1; }
   stamp kubernetes "$v"
@@ -174,6 +176,17 @@ install_argocd() {
   stamp argocd-bin "$v"
 }
 
+# CoreDNS for the real node (make node-up): the stock plugin set (kubernetes, forward,
+# cache, ...). Its go.mod has no replaces, so go install builds it as released.
+install_coredns() {
+  local v=$COREDNS_VERSION
+  installed coredns "$v" && return 0
+  GOBIN=$BIN go install -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=v$v" \
+    "github.com/coredns/coredns@v$v"
+  reports "^CoreDNS-$v\$" "$BIN/coredns" -version || { log "coredns does not report $v"; return 1; }
+  stamp coredns "$v"
+}
+
 install_versitygw() {
   installed versitygw "$VERSITYGW_VERSION" && return 0
   GOBIN=$BIN go install -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION"
@@ -208,6 +221,7 @@ install_helm_docs() {
 }
 
 ALL=(helm kwok etcd kubernetes argocd-crds argocd helm-docs versitygw kafka spark-jars)
+# Not in ALL: kind (users with Docker), coredns (the real node, make node-up).
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
 start=$SECONDS
 for tool in "${want[@]}"; do
@@ -221,9 +235,10 @@ for tool in "${want[@]}"; do
     helm-docs) run_step helm-docs install_helm_docs ;;
     versitygw) run_step versitygw install_versitygw ;;
     kind) run_step kind install_kind ;;
+    coredns) run_step coredns install_coredns ;;
     kafka) run_step kafka maven_jars kafka "$TOOLS_DIR/kafka/libs" ;;
     spark-jars) run_step spark-jars maven_jars spark "$TOOLS_DIR/spark-jars" ;;
-    *) log "unknown tool '$tool' (known: ${ALL[*]})"; exit 2 ;;
+    *) log "unknown tool '$tool' (known: ${ALL[*]} kind coredns)"; exit 2 ;;
   esac
 done
 log "installed: $(cd "$STAMPS" && ls | tr '\n' ' ')"

@@ -67,6 +67,8 @@ def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
     else:
         argv += ["--master", settings.k8s_master, "--deploy-mode", "cluster"]
         conf.setdefault("spark.kubernetes.namespace", meta["namespace"])
+        # The driver pod's name, as the operator sets it and reports in driverInfo.
+        conf.setdefault("spark.kubernetes.driver.pod.name", f"{meta['name']}-driver")
         conf.setdefault("spark.kubernetes.container.image", spec["image"])
         if driver.get("serviceAccount"):
             conf.setdefault(
@@ -77,6 +79,17 @@ def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
         for role, part in (("driver", driver), ("executor", executor)):
             for key, value in (part.get("labels") or {}).items():
                 conf.setdefault(f"spark.kubernetes.{role}.label.{key}", str(value))
+            # env and envSecretKeyRefs as the operator passes them: plain values and
+            # references to Secrets (the values never pass through this process).
+            env_prefix = "spark.kubernetes.driverEnv." if role == "driver" else "spark.executorEnv."
+            for item in part.get("env") or []:
+                if "value" in item:
+                    conf.setdefault(f"{env_prefix}{item['name']}", str(item["value"]))
+            for env_name, ref in (part.get("envSecretKeyRefs") or {}).items():
+                conf.setdefault(
+                    f"spark.kubernetes.{role}.secretKeyRef.{env_name}",
+                    f"{ref['name']}:{ref['key']}",
+                )
     if driver.get("memory"):
         argv += ["--driver-memory", str(driver["memory"])]
     if executor.get("memory"):

@@ -187,6 +187,22 @@ Usage: {{ include "orders-etl.containerSecurityContext" (dict "ctx" $ "values" .
 {{- end -}}
 
 {{/*
+Scheduling of the Jobs' pods (migration, bootstrap, secrets-init): jobs.nodeSelector and
+jobs.tolerations.
+Usage: {{ with include "orders-etl.jobScheduling" . | trim }}{{ . | nindent 6 }}{{ end }}
+*/}}
+{{- define "orders-etl.jobScheduling" -}}
+{{- with .Values.jobs.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.jobs.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
 Scheduling of a component's pods: nodeSelector, tolerations, priorityClassName, affinity
 (default: preferred anti-affinity per node) and topology spread (default: across zones,
 ScheduleAnyway so a single-zone cluster still schedules).
@@ -271,6 +287,8 @@ Usage: {{ include "orders-etl.taskEnv" . | nindent 12 }}
   value: /opt/airflow
 - name: AIRFLOW_CONFIG
   value: /opt/airflow/chart-config/airflow.cfg
+- name: ORDERS_ETL_CONFIG
+  value: /opt/airflow/chart-config/pipeline.yaml
 - name: AWS_DEFAULT_REGION
   value: {{ .Values.s3.region | quote }}
 {{- if .Values.s3.endpoint }}
@@ -373,8 +391,19 @@ Usage: {{ include "orders-etl.airflowVolumes" (dict "ctx" $ "podTemplate" true) 
 */}}
 {{- define "orders-etl.airflowVolumes" -}}
 - name: config
-  configMap:
-    name: {{ include "orders-etl.componentName" (dict "ctx" .ctx "component" "config") }}
+  projected:
+    sources:
+      - configMap:
+          name: {{ include "orders-etl.componentName" (dict "ctx" .ctx "component" "config") }}
+      {{- if .ctx.Values.spark.enabled }}
+      {{- /* The SparkApplication template the pipeline's spark task reads (pipeline.yaml
+      names this path). */}}
+      - configMap:
+          name: {{ include "orders-etl.componentName" (dict "ctx" .ctx "component" "spark-template") }}
+          items:
+            - key: sparkapplication.yaml
+              path: sparkapplication.yaml
+      {{- end }}
 - name: tmp
   emptyDir:
     sizeLimit: 1Gi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -36,6 +37,11 @@ class Kafka:
         self.controller_port = config.ports.kafka_controller
         self.dir = config.run_dir / "kafka"
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # Optional second listener for clients in the real node's pods (make e2e-node):
+        # bound on loopback (the node's forwarder relays to it), advertised under the
+        # name pods use, e.g. kafka.data-services.svc.cluster.local:9092.
+        self.pod_advertised = os.environ.get("LOCALPLATFORM_KAFKA_POD_ADVERTISED", "")
+        self.pod_port = paths.port("kafka_pod", 19094)
         java = shutil.which("java") or "java"
         self.proc = procs.Proc(
             self.name,
@@ -52,7 +58,8 @@ class Kafka:
                 self.dir / "server.properties",
             ],
             config.run_dir,
-            ports=(self.port, self.controller_port),
+            ports=(self.port, self.controller_port)
+            + ((self.pod_port,) if self.pod_advertised else ()),
         )
 
     def running(self) -> bool:
@@ -91,6 +98,18 @@ class Kafka:
         metadata = self.admin().list_topics(timeout=2)
         return bool(metadata.brokers)
 
+    def _pod_listener(self) -> dict[str, str]:
+        if not self.pod_advertised:
+            return {}
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port},POD://127.0.0.1:{self.pod_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"POD://{self.pod_advertised}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+            "POD:PLAINTEXT",
+        }
+
     def _format(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.dir / "data"
@@ -106,6 +125,7 @@ class Kafka:
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(log_dir),
+            **self._pod_listener(),
             "num.partitions": "3",
             "auto.create.topics.enable": "false",
             "offsets.topic.replication.factor": "1",

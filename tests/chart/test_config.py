@@ -187,6 +187,16 @@ def test_migration_job_is_a_plain_resource_named_by_content(chart: Any) -> None:
     assert upgraded["metadata"]["name"] != job["metadata"]["name"], "a new image gets a new Job"
 
 
+def test_switching_spark_off_keeps_the_jobs(chart: Any) -> None:
+    """The Jobs' names hash their pod templates; those must not carry what only the
+    Airflow components use (the SparkApplication template), or Argo CD would prune and
+    re-run the migration when Spark is switched off (seen in the GitOps prune test)."""
+    on, off = chart.render(), chart.render({"spark": {"enabled": False}})
+    for component in ("migrate", "bootstrap"):
+        before = _job(on, chart.name(component))["metadata"]["name"]
+        assert _job(off, chart.name(component))["metadata"]["name"] == before, component
+
+
 def test_pools_bootstrap_job(chart: Any) -> None:
     objects = chart.render()
     cm = chart.one(objects, "ConfigMap", chart.name("bootstrap"))

@@ -388,6 +388,7 @@ envFrom:
 Volumes of Airflow pods: the rendered airflow.cfg (read-only), writable emptyDirs for
 /tmp and the local logs (the root filesystem is read-only), the pod template for the scheduler.
 Usage: {{ include "orders-etl.airflowVolumes" (dict "ctx" $ "podTemplate" true) | nindent 8 }}
+("job" true: a Job's pod, which needs no SparkApplication template)
 */}}
 {{- define "orders-etl.airflowVolumes" -}}
 - name: config
@@ -395,9 +396,10 @@ Usage: {{ include "orders-etl.airflowVolumes" (dict "ctx" $ "podTemplate" true) 
     sources:
       - configMap:
           name: {{ include "orders-etl.componentName" (dict "ctx" .ctx "component" "config") }}
-      {{- if .ctx.Values.spark.enabled }}
+      {{- if and .ctx.Values.spark.enabled (not .job) }}
       {{- /* The SparkApplication template the pipeline's spark task reads (pipeline.yaml
-      names this path). */}}
+      names this path). Not in the Jobs: their names hash their pod template, and
+      switching Spark off must not re-run the migration. */}}
       - configMap:
           name: {{ include "orders-etl.componentName" (dict "ctx" .ctx "component" "spark-template") }}
           items:

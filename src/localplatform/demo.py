@@ -366,7 +366,7 @@ class Demo:
 
     def wait_run(self, run_id: str, timeout: float = 900, progress: bool = True) -> RunResult:
         started = time.monotonic()
-        last = ""
+        last = line = ""
         while time.monotonic() - started < timeout:
             with self._db() as conn, conn.cursor() as cur:
                 cur.execute(
@@ -391,7 +391,7 @@ class Demo:
                     stage[task_id] = max(stage.get(task_id, 0.0), float(seconds or 0))
                 return RunResult(run_id, row[0], time.monotonic() - started, stage)
             time.sleep(2)
-        raise TimeoutError(f"run {run_id} did not finish in {timeout} s")
+        raise TimeoutError(f"run {run_id} did not finish in {timeout} s; task states: {line}")
 
     def dashboard_rows(self) -> list[tuple[str, str, int, int, int]]:
         """dashboards.daily_revenue read back from ClickHouse, in a short-lived process

@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from faults import component, task_state, wait_for
 from oracle import daily_revenue
 
-pytestmark = pytest.mark.reliability
+# The session's platform comes up inside the first test's setup, and pytest-timeout counts
+# fixture setup: bring-up (3-5 min on a busy 2-core runner) plus a whole run plus a failover.
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1500)]
 
 
 def test_killing_a_scheduler_mid_run(demo: Demo, published: list[Path], tmp_path: Path) -> None:
@@ -43,7 +45,7 @@ def test_killing_a_scheduler_mid_run(demo: Demo, published: list[Path], tmp_path
     pid = victim.pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    result = demo.wait_run("ha__scheduler", timeout=600, progress=False)
+    result = demo.wait_run("ha__scheduler", timeout=900)
     assert result.state == "success", "the surviving scheduler must finish the run"
     assert demo.dashboard_rows() == daily_revenue(published)
     victim.start()  # back to two schedulers for the next test
@@ -76,7 +78,7 @@ def test_the_other_triggerer_resumes_a_deferred_wait(
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not first.running(), 30, "triggerer-0 to die")
-    result = demo.wait_run("ha__triggerer", timeout=600, progress=False)
+    result = demo.wait_run("ha__triggerer", timeout=900)
     assert result.state == "success", "triggerer-1 must resume the wait and the task succeed"
     assert demo.dashboard_rows() == daily_revenue(published)
     first.start()

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.reliability
 OUTAGE_SECONDS = 10
 
 
-@pytest.mark.timeout(900)  # a whole run plus the outage, on a shared 2-core machine
+@pytest.mark.timeout(1500)  # bring-up (if first), a whole run and the outage, 2 cores
 def test_s3_down_during_consume_is_retried_until_it_returns(
     demo: Demo, published: list[Path], tmp_path: Path
 ) -> None:

@@ -36,7 +36,7 @@ from oracle import daily_revenue
 pytestmark = pytest.mark.reliability
 
 
-@pytest.mark.timeout(900)  # a whole run plus the outage, on a shared 2-core machine
+@pytest.mark.timeout(1500)  # bring-up (if first), a whole run and the outage, 2 cores
 def test_killing_the_worker_during_consume(
     demo: Demo, published: list[Path], tmp_path: Path
 ) -> None:

@@ -21,25 +21,46 @@ the usual lag tools show how far staging is.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from orders_etl.staging import PARQUET_SCHEMA, Manifest, PartitionRange, StagingLocation
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+    return int(low), int(high)
+
+
+#: Answers of a broker that is up but not ready (just restarted, group coordinator loading
+#: or moved, leadership settling) or briefly unreachable: asked again within the budget.
+_TRANSIENT_BROKER_ERRORS = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
 
 #: How many ledger entries a retry scans backwards for its own claim.
 LEDGER_SCAN_LIMIT = 200
@@ -188,22 +209,35 @@ class TopicStager:
             log.info("%s: ledger seq %d was claimed by another run; retrying", topic, seq)
 
     # -- Kafka --------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _broker(self, what: str) -> Iterator[None]:
-        """A metadata or offsets request that failed after librdkafka's own reconnects for
-        the whole budget (a broker down for longer) becomes one StagingError saying so."""
-        try:
-            yield
-        except KafkaException as error:
-            raise StagingError(
-                f"Kafka is not reachable: {what} failed within {self._timeout:.0f} s "
-                f"({error.args[0]}); whatever this batch claimed stands, so a retry stages "
-                "the same offsets"
-            ) from error
+    def _ask_broker(self, what: str, request: Callable[[float], T]) -> T:
+        """A metadata or offsets request, given what is left of the budget. librdkafka
+        reconnects by itself; a broker that answers but is not ready yet (just restarted:
+        group coordinator loading or moved) is asked again with backoff. Still failing when
+        the budget is spent becomes one StagingError saying so."""
+        deadline = time.monotonic() + self._timeout
+        pause = 0.5
+        while True:
+            try:
+                return request(max(deadline - time.monotonic(), 1.0))
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                transient = isinstance(kafka_error, KafkaError) and (
+                    kafka_error.retriable() or kafka_error.code() in _TRANSIENT_BROKER_ERRORS
+                )
+                if not transient or time.monotonic() + pause > deadline:
+                    raise StagingError(
+                        f"Kafka is not reachable: {what} failed within {self._timeout:.0f} s "
+                        f"({kafka_error}); whatever this batch claimed stands, so a retry "
+                        "stages the same offsets"
+                    ) from error
+                log.info("%s: %s; asking again in %.1f s", what, kafka_error, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def _partitions(self, consumer: Consumer, topic: str) -> list[int]:
-        with self._broker(f"the metadata of {topic!r}"):
-            metadata = consumer.list_topics(topic, timeout=self._timeout)
+        metadata = self._ask_broker(
+            f"the metadata of {topic!r}", lambda left: consumer.list_topics(topic, timeout=left)
+        )
         entry = metadata.topics.get(topic)
         if entry is None or entry.error is not None:
             reason = entry.error if entry is not None else "not in metadata"
@@ -211,28 +245,31 @@ class TopicStager:
         return sorted(entry.partitions)
 
     def _high_watermarks(self, consumer: Consumer, topic: str) -> dict[int, int]:
-        partitions = self._partitions(consumer, topic)
-        with self._broker(f"the high watermarks of {topic!r}"):
-            marks = {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self._timeout)
-                for p in partitions
-            }
-        return {p: high for p, (_, high) in marks.items()}
+        marks = {}
+        for partition in self._partitions(consumer, topic):
+            tp = TopicPartition(topic, partition)
+            marks[partition] = self._ask_broker(
+                f"the high watermark of {topic}[{partition}]",
+                functools.partial(_watermarks, consumer, tp),
+            )[1]
+        return marks
 
     def _low_watermark(self, consumer: Consumer, topic: str, partition: int) -> int:
-        with self._broker(f"the low watermark of {topic}[{partition}]"):
-            low: int = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=self._timeout
-            )[0]
+        low: int = self._ask_broker(
+            f"the low watermark of {topic}[{partition}]",
+            functools.partial(_watermarks, consumer, TopicPartition(topic, partition)),
+        )[0]
         return low
 
     def _initial_offsets(
         self, consumer: Consumer, topic: str, partitions: list[int]
     ) -> dict[int, int]:
-        with self._broker(f"the committed offsets of {topic!r}"):
-            committed = consumer.committed(
-                [TopicPartition(topic, p) for p in partitions], timeout=self._timeout
-            )
+        committed = self._ask_broker(
+            f"the committed offsets of {topic!r}",
+            lambda left: consumer.committed(
+                [TopicPartition(topic, p) for p in partitions], timeout=left
+            ),
+        )
         starts = {}
         for tp in committed:
             starts[tp.partition] = (

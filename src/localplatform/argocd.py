@@ -39,7 +39,6 @@ import shutil
 import socket
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -226,13 +225,17 @@ class ArgoCD:
             git_server.start()
             repo_server.start()
             controller.start()
-            git_server.wait_healthy(lambda: _http_ok(f"http://127.0.0.1:{p.git}/healthz"), timeout)
+            git_server.wait_healthy(
+                lambda: procs.http_ok(f"http://127.0.0.1:{p.git}/healthz"), timeout
+            )
             repo_server.wait_healthy(
-                lambda: _http_ok(f"http://127.0.0.1:{p.repo_server_metrics}/healthz?full=true"),
+                lambda: procs.http_ok(
+                    f"http://127.0.0.1:{p.repo_server_metrics}/healthz?full=true"
+                ),
                 timeout,
             )
             controller.wait_healthy(
-                lambda: _http_ok(f"http://127.0.0.1:{p.controller_metrics}/healthz"), timeout
+                lambda: procs.http_ok(f"http://127.0.0.1:{p.controller_metrics}/healthz"), timeout
             )
         return time.monotonic() - started
 
@@ -262,8 +265,9 @@ class ArgoCD:
             return False
         p = self.config.ports
         try:
-            return _http_ok(f"http://127.0.0.1:{p.controller_metrics}/healthz") and _http_ok(
-                f"http://127.0.0.1:{p.repo_server_metrics}/healthz"
+            return all(
+                procs.http_ok(f"http://127.0.0.1:{port}/healthz")
+                for port in (p.controller_metrics, p.repo_server_metrics)
             )
         except OSError:
             return False
@@ -630,11 +634,6 @@ def application(
         app["spec"]["destination"]["namespace"] = namespace
     app["metadata"]["namespace"] = NAMESPACE
     return app
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
-        return bool(response.status == 200)
 
 
 def main(argv: list[str] | None = None) -> int:

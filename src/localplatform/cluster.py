@@ -249,7 +249,7 @@ class Cluster:
             p = self.config.ports
 
             etcd.start()
-            etcd.wait_healthy(lambda: _http_ok(f"http://127.0.0.1:{p.etcd}/health"), timeout)
+            etcd.wait_healthy(lambda: procs.http_ok(f"http://127.0.0.1:{p.etcd}/health"), timeout)
             apiserver.start()
             apiserver.wait_healthy(lambda: self._get("/readyz") == "ok", timeout)
             kcm.start()
@@ -408,11 +408,6 @@ class Cluster:
             )
         ]
         return len(ready) >= self.config.kwok_nodes
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
-        return bool(response.status == 200)
 
 
 def main(argv: list[str] | None = None) -> int:

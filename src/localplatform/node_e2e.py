@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 from localplatform import paths, procs
 from localplatform.cluster import Cluster
 from localplatform.node import NODE_LABEL, NODE_TAINT, Node
+from localplatform.services import LocalServices
+from localplatform.services.base import ServicesConfig
 
 RELEASE = "orders-etl"
 NAMESPACE = "orders-etl"
@@ -49,13 +50,14 @@ def svc(name: str) -> str:
 
 class NodeE2E:
     def __init__(self) -> None:
-        # Kafka reads this when its server.properties is written (services.up).
-        os.environ["LOCALPLATFORM_KAFKA_POD_ADVERTISED"] = KAFKA_POD_ADDRESS
-        from localplatform.services import LocalServices
-
         self.cluster = Cluster()
-        self.services = LocalServices()
+        # Kafka with a second listener, advertised under the name the pods use.
+        self.services = LocalServices(ServicesConfig(kafka_pod_advertised=KAFKA_POD_ADDRESS))
         self.node = Node(cluster=self.cluster)
+        # Its own state beside the node's: the node's teardown test counts every process
+        # recorded under the node's run dir as left behind.
+        self.run_dir = paths.RUN_DIR / "node-e2e"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
 
     def helm(self, *args: str, timeout: float = 900) -> str:
         return procs.run_checked(
@@ -129,8 +131,8 @@ class NodeE2E:
         return procs.Proc(
             "slack-sink",
             [sys.executable, "-m", "localplatform.slack_sink", "--port", str(SLACK_PORT),
-             "--out", str(self.node.run_dir / "slack.jsonl")],
-            self.node.run_dir,
+             "--out", str(self.run_dir / "slack.jsonl")],
+            self.run_dir,
             ports=(SLACK_PORT,),
         )  # fmt: skip
 
@@ -194,7 +196,7 @@ class NodeE2E:
             **on_node,
             "sparkPods": {**on_node, "imagePullPolicy": "Never"},
         }
-        overlay = self.node.run_dir / "standin-values.json"
+        overlay = self.run_dir / "standin-values.json"
         overlay.write_text(json.dumps(values))
         self.helm(
             "upgrade", "--install", STANDIN_RELEASE, str(STANDIN_CHART),
@@ -206,7 +208,7 @@ class NodeE2E:
         args = ["upgrade", "--install", RELEASE, str(CHART), "--namespace", NAMESPACE,
                 "-f", str(VALUES)]  # fmt: skip
         if extra_values:
-            overlay = self.node.run_dir / "e2e-overlay.json"
+            overlay = self.run_dir / "e2e-overlay.json"
             overlay.write_text(json.dumps(extra_values))
             args += ["-f", str(overlay)]
         self.helm(*args, "--wait", "--timeout", "12m", timeout=800)

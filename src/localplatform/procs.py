@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,12 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
     return port_in_use(port, host)
+
+
+def http_ok(url: str) -> bool:
+    """True when a GET of url answers 200 (errors raise: wait_healthy treats them as not yet)."""
+    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+        return bool(response.status == 200)
 
 
 def pids_under(run_dir: Path) -> list[int]:

@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -38,6 +40,9 @@ from orders_etl.consume import StagingError, TopicStager
 from orders_etl.sparkapp import GROUP, VERSION
 from orders_etl.staging import Manifest, StagingLocation
 from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sparkapp_status import set_state
 
 pytestmark = pytest.mark.integration
 
@@ -228,27 +233,6 @@ def spark_namespace(local_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> 
     )
     yield namespace
     local_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-
-
-def set_state(cluster: Cluster, namespace: str, name: str, state: str) -> None:
-    """Status the way spark-operator v2 writes it, through the status subresource."""
-    status = {
-        "applicationState": {"state": state, "errorMessage": ""},
-        "driverInfo": {"podName": f"{name}-driver"},
-        "sparkApplicationId": f"spark-{name}",
-        "executorState": {},
-    }
-    cluster.kubectl(
-        "patch",
-        "sparkapplication",
-        name,
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
 
 
 def test_spark_wait_rides_out_an_apiserver_restart_or_fails_clearly(

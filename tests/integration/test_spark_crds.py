@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Protocol
 import pytest
 
 from localplatform import crds
+from localplatform.cluster import Cluster
 from localplatform.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -45,35 +45,19 @@ def run(kubectl: Kubectl, *args: str) -> str:
     return str(result.stdout)
 
 
-def wait_established(kubectl: Kubectl, name: str, timeout: float = 60) -> None:
-    """kubectl wait for the CRD's Established condition.
-
-    kubectl wait fails at once ("accessor error") while a new CRD has no
-    .status.conditions yet, so that case is retried.
-    """
-    deadline = time.monotonic() + timeout
-    args = ("wait", "--for", "condition=established", f"--timeout={timeout:.0f}s", f"crd/{name}")
-    while True:
-        result = kubectl(*args, check=False)
-        if result.returncode == 0:
-            return
-        if "accessor error" not in result.stderr or time.monotonic() > deadline:
-            raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
-        time.sleep(0.2)
-
-
-def install(kubectl: Kubectl, path: Path, name: str) -> None:
+def install(cluster: Cluster, path: Path, name: str) -> None:
     """Create or update a CRD (server-side: these are too big for client-side apply)."""
-    run(kubectl, "apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}",
-        "-f", str(path))  # fmt: skip
-    wait_established(kubectl, name)
+    run(cluster.kubectl, "apply", "--server-side", "--force-conflicts",
+        f"--field-manager={FIELD_MANAGER}", "-f", str(path))  # fmt: skip
+    cluster.wait_crds_established(name)
 
 
-def replace(kubectl: Kubectl, path: Path, name: str) -> None:
+def replace(cluster: Cluster, path: Path, name: str) -> None:
     """Delete a CRD (and so every object of it) and create it again from path."""
-    run(kubectl, "delete", "crd", name, "--ignore-not-found", "--wait=true", "--timeout=120s")
-    run(kubectl, "create", "-f", str(path))
-    wait_established(kubectl, name)
+    run(cluster.kubectl, "delete", "crd", name, "--ignore-not-found", "--wait=true",
+        "--timeout=120s")  # fmt: skip
+    run(cluster.kubectl, "create", "-f", str(path))
+    cluster.wait_crds_established(name)
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +75,20 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def installed(kubectl: Kubectl, generated: dict[str, Path]) -> Iterator[dict[str, Path]]:
+def installed(
+    local_cluster: Cluster, kubectl: Kubectl, generated: dict[str, Path]
+) -> Iterator[dict[str, Path]]:
     """The generated CRDs, installed; deleted afterwards unless they existed before."""
     existed = {
         r.crd_name: kubectl("get", "crd", r.crd_name, check=False).returncode == 0
         for r in crds.RESOURCES
     }
     for resource in crds.RESOURCES:
-        install(kubectl, generated[resource.kind], resource.crd_name)
+        install(local_cluster, generated[resource.kind], resource.crd_name)
     yield generated
     for resource in crds.RESOURCES:
         if existed[resource.crd_name]:
-            install(kubectl, generated[resource.kind], resource.crd_name)
+            install(local_cluster, generated[resource.kind], resource.crd_name)
         else:
             kubectl("delete", "crd", resource.crd_name, "--ignore-not-found", "--wait=false")
 
@@ -421,7 +407,7 @@ def dry_run_outcomes(kubectl: Kubectl, namespace: str) -> dict[str, tuple[bool, 
 
 @pytest.fixture(scope="module")
 def conformance(
-    kubectl: Kubectl, installed: dict[str, Path], namespace: str
+    local_cluster: Cluster, kubectl: Kubectl, installed: dict[str, Path], namespace: str
 ) -> dict[str, tuple[tuple[bool, str], tuple[bool, str]]]:
     """(generated, upstream) outcome per case; the generated CRD is restored afterwards."""
     reference = reference_dir() / SPARK_APP.filename
@@ -429,10 +415,10 @@ def conformance(
         pytest.skip(f"reference CRD {reference} is absent (set SPARK_REFERENCE_CRDS)")
     ours = dry_run_outcomes(kubectl, namespace)
     try:
-        replace(kubectl, reference, SPARK_APP.crd_name)
+        replace(local_cluster, reference, SPARK_APP.crd_name)
         upstream = dry_run_outcomes(kubectl, namespace)
     finally:
-        replace(kubectl, installed[SPARK_APP.kind], SPARK_APP.crd_name)
+        replace(local_cluster, installed[SPARK_APP.kind], SPARK_APP.crd_name)
     return {name: (ours[name], upstream[name]) for name in ALL_PATCHES}
 
 

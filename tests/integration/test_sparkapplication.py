@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ from localplatform.cluster import Cluster
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
 from orders_etl.sparkapp import LABEL_TRY, application_name
 from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sparkapp_status import set_state
 
 pytestmark = pytest.mark.integration
 
@@ -71,27 +75,6 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 def create_app(cluster: Cluster, namespace: str, name: str) -> None:
     body = {**TEMPLATE, "metadata": {"name": name, "namespace": namespace}}
     cluster.kubectl("create", "-f", "-", input=json.dumps(body))
-
-
-def set_state(cluster: Cluster, namespace: str, name: str, state: str, message: str = "") -> None:
-    """Write status the way spark-operator v2 does, through the status subresource."""
-    status = {
-        "applicationState": {"state": state, "errorMessage": message},
-        "driverInfo": {"podName": f"{name}-driver"},
-        "sparkApplicationId": f"spark-{name}",
-        "executorState": {},
-    }
-    cluster.kubectl(
-        "patch",
-        "sparkapplication",
-        name,
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
 
 
 def run_trigger(

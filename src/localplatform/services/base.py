@@ -26,6 +26,10 @@ class ServicePorts:
 class ServicesConfig:
     run_dir: Path = paths.RUN_DIR / "services"
     ports: ServicePorts = field(default_factory=ServicePorts)
+    #: host:port under which Kafka advertises a second listener for clients in the real
+    #: node's pods (make e2e-node), e.g. kafka.data-services.svc.cluster.local:9092; the
+    #: listener binds loopback (the node's forwarder relays to it). Empty: no such listener.
+    kafka_pod_advertised: str = ""
 
 
 class Credentials:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import uuid
 from collections.abc import Iterable
@@ -37,10 +36,8 @@ class Kafka:
         self.controller_port = config.ports.kafka_controller
         self.dir = config.run_dir / "kafka"
         self.bootstrap = f"127.0.0.1:{self.port}"
-        # Optional second listener for clients in the real node's pods (make e2e-node):
-        # bound on loopback (the node's forwarder relays to it), advertised under the
-        # name pods use, e.g. kafka.data-services.svc.cluster.local:9092.
-        self.pod_advertised = os.environ.get("LOCALPLATFORM_KAFKA_POD_ADVERTISED", "")
+        # Optional second listener for the real node's pods (ServicesConfig).
+        self.pod_advertised = config.kafka_pod_advertised
         self.pod_port = paths.port("kafka_pod", 19094)
         java = shutil.which("java") or "java"
         self.proc = procs.Proc(

@@ -7,14 +7,17 @@
 #            only: docker users pull the public image of that name instead
 #   pause    images/pause/Dockerfile + build/pause/linux/pause.c of k8s.io/kubernetes@v$KUBERNETES_VERSION
 #   airflow  images/airflow/Dockerfile + uv.lock (extras airflow, pipeline, spark-api) + src/ + dags/
+#   airflow-local  the same with the extra `local` (chdb, the real node's ClickHouse stand-in);
+#            built on demand (make node-up), not by default
 #   spark    images/spark/Dockerfile + uv.lock (extras spark, spark-api, spark-operator-standin)
 #            + src/ + spark-jobs/ + the jars of hack/maven/spark/pom.xml (.tools/spark-jars)
 #
 # Image tags come from what is installed: Airflow's and pyspark's versions in uv.lock,
 # pause's TAG in the Kubernetes module; tests/images checks the chart's defaults equal them.
 #
-# usage: hack/build-images.sh [build] [base|pause|airflow|spark ...]   (default: all)
-#        hack/build-images.sh export [pause|airflow|spark ...]  OCI archives for containerd
+# usage: hack/build-images.sh [build] [base|pause|airflow|airflow-local|spark ...]
+#                                                    (default: base pause airflow spark)
+#        hack/build-images.sh export [pause|airflow|airflow-local|spark ...]  OCI archives for containerd
 #        hack/build-images.sh names                  "<name> <reference>" per image
 #        hack/build-images.sh clean                  remove the images (not the base), their
 #                                                    dangling build layers, contexts, exports
@@ -80,9 +83,11 @@ resolve_names() { # resolve_names NAME...: REF[name] for these (pause needs the 
     case $n in
       base) REF[base]=$BASE_IMAGE ;;
       airflow) REF[airflow]=orders-etl/airflow:$(lock_version apache-airflow) ;;
+      # The Airflow image plus chdb (the `local` extra): the real node's ClickHouse stand-in.
+      airflow-local) REF[airflow-local]=orders-etl/airflow-local:$(lock_version apache-airflow) ;;
       spark) REF[spark]=orders-etl/spark:$(lock_version pyspark) ;;
       pause) REF[pause]=localhost/orders-etl/pause:$(pause_tag) ;;
-      *) die "unknown image '$n' (base, pause, airflow, spark)" ;;
+      *) die "unknown image '$n' (base, pause, airflow, airflow-local, spark)" ;;
     esac
   done
 }
@@ -216,8 +221,13 @@ files_under() { # tracked and untracked-not-ignored files under the given paths
     while IFS= read -r f; do [[ -f $ROOT/$f ]] && echo "$f"; done
 }
 
+dockerfile_dir() { # dockerfile_dir NAME: the folder under images/ with NAME's Dockerfile
+  case $1 in airflow-local) echo airflow ;; *) echo "$1" ;; esac
+}
+
 stage_context() { # stage_context NAME: a build context with the repository's layout
-  local name=$1 ctx=$IMAGES_DIR/context/$1 f
+  local ctx=$IMAGES_DIR/context/$1 name f
+  name=$(dockerfile_dir "$1")
   rm -rf "$ctx" && mkdir -p "$ctx"
   case $name in
     pause)
@@ -257,6 +267,9 @@ build_args() { # build_args NAME: --build-arg list for NAME
   case $1 in
     pause) args+=(--build-arg "PAUSE_VERSION=v$(pause_tag)-v$KUBERNETES_VERSION") ;;
     airflow) args+=(--build-arg "UV_VERSION=$UV_VERSION" --build-arg "AIRFLOW_VERSION=${REF[airflow]##*:}") ;;
+    airflow-local)
+      args+=(--build-arg "UV_VERSION=$UV_VERSION" --build-arg "AIRFLOW_VERSION=${REF[airflow-local]##*:}"
+        --build-arg "EXTRAS=airflow pipeline spark-api local") ;;
     spark) args+=(--build-arg "UV_VERSION=$UV_VERSION" --build-arg "SPARK_VERSION=${REF[spark]##*:}") ;;
   esac
   printf '%s\n' "${args[@]}"
@@ -283,9 +296,9 @@ build_image() {
         --build-arg SSL_CERT_FILE=/run/build-ca.crt --build-arg PIP_CERT=/run/build-ca.crt)
     fi
     "${PODMAN[@]}" "${PODMAN_BUILD[@]}" "${extra[@]}" "${args[@]}" \
-      -f "$ctx/images/$name/Dockerfile" -t "$ref" "$ctx"
+      -f "$ctx/images/$(dockerfile_dir "$name")/Dockerfile" -t "$ref" "$ctx"
   else
-    docker build "${args[@]}" -f "$ctx/images/$name/Dockerfile" -t "$ref" "$ctx"
+    docker build "${args[@]}" -f "$ctx/images/$(dockerfile_dir "$name")/Dockerfile" -t "$ref" "$ctx"
   fi
   write_stamp "$name" "$hash"
   log "$name: built $ref in $((SECONDS - start)) s, $(engine image inspect --format '{{.Size}}' "$ref" |

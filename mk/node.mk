@@ -1,14 +1,16 @@
 # ---- the real node: kubelet + containerd + CNI bridge + kube-proxy + CoreDNS ---------------
 # A real Kubernetes node beside the kwok nodes (README "Real node"). Needs root, Debian's
-# containerd/runc/CNI plugins (node-deps) and the images (make images). State: $$LOCALPLATFORM_RUN_DIR/node (default .run/node).
+# containerd/runc/CNI plugins (node-deps); node-up builds what is stale of the images it loads
+# (pause, airflow-local = Airflow + chdb, spark). State: $$LOCALPLATFORM_RUN_DIR/node (default .run/node).
 .PHONY: node-deps
 node-deps: ## Install containerd, runc, the CNI plugins, iptables and conntrack (apt-get, only if missing)
 	hack/install-debian-packages.sh node
 
 .PHONY: node-up
-node-up: cluster-up node-deps ## Start a real node (containerd, kubelet, kube-proxy, CoreDNS) and load the images into it
+node-up: cluster-up node-deps images-deps ## Start a real node (containerd, kubelet, kube-proxy, CoreDNS) and load the images into it (built if stale)
 	hack/install-tools.sh kubernetes coredns
-	hack/build-images.sh export
+	hack/build-images.sh build pause airflow-local spark
+	hack/build-images.sh export pause airflow-local spark
 	$(PY) -m localplatform.node up
 
 .PHONY: node-down

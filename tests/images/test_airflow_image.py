@@ -19,7 +19,12 @@ from localplatform import paths, versions
 
 pytestmark = pytest.mark.images
 
-AIRFLOW_EXTRAS = ("airflow", "pipeline", "spark-api")
+#: The extras the Dockerfile installs by default (`ARG EXTRAS`; airflow-local adds `local`).
+AIRFLOW_EXTRAS = tuple(
+    re.search(r'^ARG EXTRAS="([^"]+)"', (ROOT / "images/airflow/Dockerfile").read_text(), re.M)
+    .group(1)
+    .split()  # type: ignore[union-attr]
+)
 
 
 @pytest.fixture(scope="module")

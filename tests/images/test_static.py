@@ -121,6 +121,8 @@ def test_spark_image_copies_the_jars_the_spark_tests_use() -> None:
 def test_airflow_image_installs_the_lock() -> None:
     dockerfile = (ROOT / "images" / "airflow" / "Dockerfile").read_text()
     assert "uv sync --frozen --no-dev" in dockerfile
+    # The production image leaves out the `local` extra (chdb, ~530 MB): only airflow-local.
+    assert 'ARG EXTRAS="airflow pipeline spark-api"' in dockerfile
     versions = {
         line.split("=", 1)[1]
         for line in (ROOT / "versions.env").read_text().splitlines()

@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from localplatform.node import NODE_LABEL, NODE_TAINT, Node
+from localplatform.node import NODE_LABEL, NODE_TAINT, Node, exported_image
 
 pytestmark = pytest.mark.node
 
-AIRFLOW_IMAGE = "docker.io/orders-etl/airflow:3.3.2"
 
 SERVER = """
 import http.server
@@ -86,7 +85,7 @@ def _restricted_pod(name: str, namespace: str, script: str, **extra: Any) -> dic
             "containers": [
                 {
                     "name": "main",
-                    "image": AIRFLOW_IMAGE,
+                    "image": exported_image("airflow-local"),  # any with python3
                     "imagePullPolicy": "Never",
                     "command": ["python3", "-c", script],
                     "env": [{"name": "NS", "value": namespace}],
@@ -198,7 +197,7 @@ def test_pods_without_the_toleration_stay_on_kwok_nodes(real_node: Node, namespa
                     "containers": [
                         {
                             "name": "main",
-                            "image": AIRFLOW_IMAGE,
+                            "image": exported_image("airflow-local"),  # any with python3
                             "securityContext": {
                                 "allowPrivilegeEscalation": False,
                                 "capabilities": {"drop": ["ALL"]},

@@ -46,6 +46,31 @@ def _map_path(uri: str, settings: SubmitSettings) -> str:
     return uri if uri.startswith(("local://", "s3a://", "http")) else f"local://{path}"
 
 
+_JVM_UNITS = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def jvm_memory_mib(value: str) -> int:
+    """MiB in a Spark/JVM memory string: 512m, 1g, 1536M, 2gb (no suffix: MiB, as Spark
+    reads spark.driver.memory)."""
+    text = str(value).strip().lower().removesuffix("b")
+    unit = text[-1] if text and text[-1] in _JVM_UNITS else "m"
+    number = text[:-1] if text and text[-1] in _JVM_UNITS else text
+    if not number.isdigit():
+        raise ValueError(f"not a Spark memory size: {value!r} (e.g. 512m, 2g)")
+    return max(1, int(int(number) * _JVM_UNITS[unit]))
+
+
+def local_jvm_memory(driver: dict[str, Any], executor: dict[str, Any]) -> str:
+    """The memory of the one local-mode JVM standing in for the driver and the executors:
+    driver.memory + executor.instances x executor.memory ('' when the spec gives none)."""
+    total = 0
+    if driver.get("memory"):
+        total += jvm_memory_mib(driver["memory"])
+    if executor.get("memory"):
+        total += int(executor.get("instances") or 1) * jvm_memory_mib(executor["memory"])
+    return f"{total}m" if total else ""
+
+
 def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
     """spark-submit argv for `app` (a SparkApplication object as returned by the API)."""
     spec = app["spec"]
@@ -90,7 +115,13 @@ def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
                     f"spark.kubernetes.{role}.secretKeyRef.{env_name}",
                     f"{ref['name']}:{ref['key']}",
                 )
-    if driver.get("memory"):
+    if settings.mode == "local":
+        # One JVM does the driver's and the executors' work: it gets the memory of all
+        # of them (with the driver's alone, a 1M-event batch ran out of execution memory).
+        jvm = local_jvm_memory(driver, executor)
+        if jvm:
+            argv += ["--driver-memory", jvm]
+    elif driver.get("memory"):
         argv += ["--driver-memory", str(driver["memory"])]
     if executor.get("memory"):
         conf.setdefault("spark.executor.memory", str(executor["memory"]))

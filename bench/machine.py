@@ -47,5 +47,5 @@ def describe() -> dict[str, Any]:
 def headline(info: dict[str, Any]) -> str:
     return (
         f"machine: {info['cores']} cores, {info['cpu_model']}, {info['memory_gib']} GiB; "
-        f"load {info['load_1m']}/{info['load_5m']} (1/5 min); run at {info['time_utc']}"
+        f"load {info['load_1m']}/{info['load_5m']} (1/5 min); at {info['time_utc']}"
     )

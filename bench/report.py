@@ -26,9 +26,10 @@ under `bench/` prints its own table and writes the JSON this page is built from
 (`docs/benchmarks/*.json`). `make bench` runs them all on the local platform
 (`LOCALPLATFORM_PORT_OFFSET=1000`, state in `.run-bench/`) and stops it afterwards.
 
-The figures below were measured on a **shared 2-core machine** while other work was
-running on it (see the load averages): they are real but noisy, and a quiet machine will
-do better. Compare them only with figures from the same machine.
+The figures below were measured on the machine described here. The load averages (1 and
+5 min, taken when each script wrote its results) include the benchmark's own load, at
+most about 2 on 2 cores: more means other work shared the machine and the figures are
+noisier. Compare them only with figures from the same machine.
 
 {machines}
 """

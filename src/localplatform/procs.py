@@ -85,6 +85,9 @@ class Proc:
         """Start the process detached from our session; returns its pid."""
         if (pid := self.pid()) is not None:
             return pid
+        # A predecessor killed -9 may have left children in its group (a scheduler's
+        # serve-logs): end them before the pid file that finds them is overwritten.
+        self.stop()
         for port in self.ports:
             if port_in_use(port):
                 raise StartupError(

@@ -59,3 +59,30 @@ def test_stop_ends_the_children_a_dead_leader_left_behind(tmp_path: Path) -> Non
     assert procs._exe(child) is None, "the dead leader's child outlived stop()"
     assert procs.pids_under(tmp_path) == []
     assert not leader.pid_file.exists()
+
+
+def test_start_ends_the_children_a_dead_predecessor_left_behind(tmp_path: Path) -> None:
+    """A component killed -9 and started again (the reliability tests' scheduler) must not
+    leave its predecessor's children running untracked."""
+    spawn_child = (
+        "import subprocess, sys, time; "
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
+        "open('child.pid', 'w').write(str(c.pid)); time.sleep(300)"
+    )
+    leader = procs.Proc("py", [sys.executable, "-c", spawn_child], tmp_path, cwd=tmp_path)
+    pid = leader.start()
+    child_file = tmp_path / "child.pid"
+    deadline = time.monotonic() + 10
+    while not child_file.exists() or not child_file.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(child_file.read_text())
+    child_file.unlink()
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    leader.start()
+    try:
+        assert procs._exe(child) is None, "the predecessor's child outlived the restart"
+    finally:
+        leader.stop()
+    assert procs.pids_under(tmp_path) == []

@@ -363,6 +363,9 @@ case $cmd in
     for n in "${names[@]}"; do
       if [[ $n == base ]]; then build_base; else build_image "$n"; fi
     done
+    # Every rebuild leaves the previous build's layers dangling (1-3 GB each; 34 GB had
+    # piled up here and filled the disk). The images' own layers are parents, so they stay.
+    engine image prune -f >/dev/null
     log "done in $((SECONDS - total)) s"
     ;;
   export)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import DAG, task
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowSkipException
 
 from orders_etl import assets
+from orders_etl.alerting.deadline import post_deadline_missed
 from orders_etl.config import PipelineConfig, load_config
 from orders_etl.notify import RunFigures, notify_run
 from orders_etl.operators.clickhouse import GoldToClickHouseOperator
@@ -106,11 +106,11 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
             interval=dt.timedelta(minutes=config.dag.deadline_minutes),
             callback=AsyncCallback(
-                SlackWebhookNotifier,
+                post_deadline_missed,
                 kwargs={
                     "slack_webhook_conn_id": config.alerting.slack_connection_id,
-                    "text": f":hourglass: {config.dag.dag_id}: a run has not finished "
-                    f"{config.dag.deadline_minutes} min after it was queued",
+                    "dag_id": config.dag.dag_id,
+                    "deadline_minutes": config.dag.deadline_minutes,
                 },
             ),
         ),

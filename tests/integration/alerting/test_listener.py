@@ -13,20 +13,18 @@ scheduler's TaskInstance.handle_failure (an executor reporting a task process th
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from fake_slack import FakeSlack, serve_fake_slack
 
 pytestmark = pytest.mark.integration
 
@@ -124,40 +122,10 @@ SCHEDULER_SCRIPT = textwrap.dedent(
 )
 
 
-@dataclass
-class FakeSlack:
-    """Records webhook posts; answers like Slack ("ok", 200)."""
-
-    url: str
-    posts: list[dict[str, Any]] = field(default_factory=list)
-
-    def texts(self) -> list[str]:
-        return [post["text"] for post in self.posts]
-
-
 @pytest.fixture(scope="module")
 def slack() -> Iterator[FakeSlack]:
-    posts: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            posts.append(json.loads(self.rfile.read(length)))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    yield FakeSlack(url=f"http://127.0.0.1:{port}/services/T000/B000/test", posts=posts)
-    server.shutdown()
-    server.server_close()
+    with serve_fake_slack() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +143,7 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory, slack: FakeSlack) -> d
             "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
             # The connection id the config names (alerting.slack_connection_id), via the
             # env-var secrets backend.
-            "AIRFLOW_CONN_SLACK_WEBHOOK_DEFAULT": json.dumps(
-                {"conn_type": "slackwebhook", "password": slack.url}
-            ),
+            "AIRFLOW_CONN_SLACK_WEBHOOK_DEFAULT": slack.connection_json(),
         }
     )
     airflow = Path(sys.executable).parent / "airflow"

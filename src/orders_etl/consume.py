@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
-from orders_etl.staging import PARQUET_SCHEMA, Manifest, PartitionRange, StagingLocation
+from orders_etl.staging import Manifest, PartitionRange, StagingLocation, parquet_schema
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -318,10 +318,11 @@ class TopicStager:
         self, consumer: Consumer, topic: str, partition: int, start: int, end: int, path: Path
     ) -> int:
         consumer.assign([TopicPartition(topic, partition, start)])
-        columns: dict[str, list[Any]] = {name: [] for name in PARQUET_SCHEMA.names}
+        schema = parquet_schema()
+        columns: dict[str, list[Any]] = {name: [] for name in schema.names}
         rows = 0
         deadline = time.monotonic() + self._timeout
-        with pq.ParquetWriter(path, PARQUET_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
             while True:
                 position = consumer.position([TopicPartition(topic, partition)])[0].offset
                 if position >= end:
@@ -351,10 +352,10 @@ class TopicStager:
                     rows += 1
                     deadline = time.monotonic() + self._timeout
                 if len(columns["offset"]) >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.table(columns, schema=PARQUET_SCHEMA))
-                    columns = {name: [] for name in PARQUET_SCHEMA.names}
+                    writer.write_table(pa.table(columns, schema=schema))
+                    columns = {name: [] for name in schema.names}
             if columns["offset"]:
-                writer.write_table(pa.table(columns, schema=PARQUET_SCHEMA))
+                writer.write_table(pa.table(columns, schema=schema))
         consumer.unassign()
         return rows
 

@@ -7,7 +7,7 @@ One batch (one DAG run) stages every CDC topic it consumed:
     s3://<bucket>/<prefix>/batch=<batch_id>/topic=<topic>/_manifest.json
 
 The Parquet objects hold the messages exactly as Kafka delivered them (columns in
-`PARQUET_SCHEMA`): the consume step moves bytes and never parses them, so a malformed
+`parquet_schema()`): the consume step moves bytes and never parses them, so a malformed
 message reaches the Spark job, which quarantines it with a reason. `value` is null for a
 tombstone. Offsets are [start, end): `end` is the high watermark taken at task start.
 
@@ -21,22 +21,32 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMAT_VERSION = 1
 
-PARQUET_SCHEMA = pa.schema(
-    [
-        pa.field("topic", pa.string(), nullable=False),
-        pa.field("partition", pa.int32(), nullable=False),
-        pa.field("offset", pa.int64(), nullable=False),
-        pa.field("kafka_timestamp_ms", pa.int64()),
-        pa.field("key", pa.binary()),
-        pa.field("value", pa.binary()),
-    ]
-)
+
+@cache
+def parquet_schema() -> pa.Schema:
+    """The staged objects' columns. pyarrow is imported here, not with the module: the
+    DAG imports this module for `StagingLocation`, and every parse would pay for it."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("topic", pa.string(), nullable=False),
+            pa.field("partition", pa.int32(), nullable=False),
+            pa.field("offset", pa.int64(), nullable=False),
+            pa.field("kafka_timestamp_ms", pa.int64()),
+            pa.field("key", pa.binary()),
+            pa.field("value", pa.binary()),
+        ]
+    )
+
 
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orders_etl.staging import PARQUET_SCHEMA, Manifest, PartitionRange, StagingLocation
+from orders_etl.staging import Manifest, PartitionRange, StagingLocation, parquet_schema
 
 TOPICS = {
     "orders": "orders.public.orders",
@@ -394,7 +394,7 @@ def write_staging(
                     }
                     for m in rows
                 ],
-                schema=PARQUET_SCHEMA,
+                schema=parquet_schema(),
             )
             buffer = io.BytesIO()
             pq.write_table(data, buffer)

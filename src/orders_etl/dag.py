@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, AssetAny, task
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowSkipException
@@ -86,7 +86,9 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
     config = config or load_config()
     execs = config.executors
     topics = assets.kafka_topics(config)
-    schedule: Any = topics if config.dag.event_driven else config.dag.schedule
+    # Any one topic's new events start a run (AssetAny): a list would mean "all of them"
+    # (AssetAll), and a quiet topic (customers) would hold back the orders of every other.
+    schedule: Any = AssetAny(*topics) if config.dag.event_driven else config.dag.schedule
 
     with DAG(
         dag_id=config.dag.dag_id,

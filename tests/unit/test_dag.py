@@ -90,3 +90,30 @@ def test_graph_tasks_mapping_pools_executors_outlets(dagbag) -> None:  # type: i
     assert not dag.catchup
     assert dag.default_args["retry_exponential_backoff"] is True
     assert os.environ.get("AIRFLOW_HOME")  # conftest isolates Airflow's home
+
+
+def test_event_driven_runs_start_on_any_one_topic() -> None:
+    """A list of assets would schedule on all of them (AssetAll): a run would wait until
+    every topic, customers included, had a new event."""
+    from airflow.sdk import AssetAny
+
+    from orders_etl.config import parse_config
+    from orders_etl.dag import build_dag
+
+    config = parse_config()
+    assert config.dag.event_driven
+    condition = build_dag(config).timetable.asset_condition
+    assert isinstance(condition, AssetAny)
+    topics = {a.uri.rsplit("/", 1)[1]: a for a in condition.objects}
+    assert sorted(topics) == sorted(config.kafka.topics)
+    assert all(len(a.watchers) == 1 for a in topics.values())
+
+
+def test_without_events_the_dag_runs_on_its_configured_schedule() -> None:
+    from orders_etl.config import parse_config
+    from orders_etl.dag import build_dag
+
+    config = parse_config("dag:\n  event_driven: false\n  schedule: '@hourly'\n")
+    dag = build_dag(config)
+    assert getattr(dag.timetable, "asset_condition", None) is None
+    assert dag.schedule == "@hourly"

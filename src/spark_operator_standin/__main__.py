@@ -71,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         args.log_dir,
         namespace=args.namespace,
         max_concurrent=args.max_concurrent,
+        pods=client.CoreV1Api() if args.mode == "k8s" else None,
+        pod_poll_interval=max(args.poll_interval, 1.0),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         for submission in list(controller.active.values()):
-            submission.process.terminate()
+            # k8s mode: the driver pods live on, as they do when the operator restarts;
+            # the next incarnation finds them SUBMITTED/RUNNING (see reconcile_once).
+            if submission.process is not None:
+                submission.process.terminate()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)

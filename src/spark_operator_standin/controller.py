@@ -1,7 +1,16 @@
-"""The reconcile loop: list SparkApplications, submit new ones, report their state."""
+"""The reconcile loop: list SparkApplications, submit new ones, report their state.
+
+Local mode: spark-submit runs the job in this process's machine (client mode) and its exit
+code is the outcome. k8s mode: spark-submit creates the driver pod, and the state comes
+from the pods as the operator reads it (driver_pod): SUBMITTED until the driver runs,
+RUNNING, then COMPLETED or FAILED from the driver's phase, with executorState and Spark's
+own application id; deleting the SparkApplication deletes its driver pod (the operator's
+owner reference does that), whose executors Spark owns and Kubernetes then removes.
+"""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import os
@@ -9,13 +18,14 @@ import re
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes.client import CustomObjectsApi
+from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
+from spark_operator_standin import driver_pod
 from spark_operator_standin.submit import SubmitSettings, command
 
 log = logging.getLogger(__name__)
@@ -38,10 +48,19 @@ def error_message(log_file: Path, exit_code: int, limit: int = 1500) -> str:
     return text[:limit]
 
 
+def driver_pod_name(app: dict[str, Any]) -> str:
+    """The driver pod's name: the spec's, else `<name>-driver` as the operator sets it."""
+    conf = app["spec"].get("sparkConf") or {}
+    return str(conf.get("spark.kubernetes.driver.pod.name") or f"{app['metadata']['name']}-driver")
+
+
 @dataclass
 class Submission:
-    process: subprocess.Popen[bytes]
+    #: None for an application adopted from an earlier incarnation (k8s mode).
+    process: subprocess.Popen[bytes] | None
     thread: threading.Thread
+    #: Set when the SparkApplication was deleted: stop following it.
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 class Controller:
@@ -52,8 +71,14 @@ class Controller:
         log_dir: Path,
         namespace: str | None = None,
         max_concurrent: int = 1,
+        pods: CoreV1Api | None = None,
+        pod_poll_interval: float = 2.0,
     ) -> None:
+        """`pods`: read driver and executor pods for the state (k8s mode); None: the
+        spark-submit exit code is the outcome (local mode)."""
         self.api = api
+        self.pods = pods
+        self.pod_poll_interval = pod_poll_interval
         self.settings = settings
         self.log_dir = log_dir
         self.namespace = namespace
@@ -87,7 +112,10 @@ class Controller:
         with self._lock:
             for uid in set(self.active) - present:  # deleted while running: stop it
                 log.info("SparkApplication %s was deleted; stopping its spark-submit", uid)
-                self.active[uid].process.terminate()
+                submission = self.active[uid]
+                submission.cancelled.set()
+                if submission.process is not None:
+                    submission.process.terminate()
         for app in apps:
             uid = app["metadata"]["uid"]
             state = (app.get("status") or {}).get("applicationState", {}).get("state", "")
@@ -95,6 +123,14 @@ class Controller:
                 busy = uid in self.active
                 capacity = len(self.active) < self.max_concurrent
             if state in TERMINAL or busy:
+                continue
+            if state in ("SUBMITTED", "RUNNING") and self.pods is not None:
+                # Submitted by an earlier incarnation: its driver pod is the state; follow it.
+                adopted = {
+                    **(app.get("status") or {}),
+                    "driverInfo": {"podName": driver_pod_name(app)},
+                }
+                self._follow(app, adopted, None, Path(os.devnull))
                 continue
             if state in ("SUBMITTED", "RUNNING"):
                 # Submitted by an earlier incarnation of this stand-in: its process is gone.
@@ -122,7 +158,7 @@ class Controller:
             "submissionID": uid,
             "submissionAttempts": 1,
             "lastSubmissionAttemptTime": _now(),
-            "driverInfo": {"podName": f"{name}-driver"},
+            "driverInfo": {"podName": driver_pod_name(app)},
             "executorState": {},
         }
         log_file = self.log_dir / namespace / f"{name}.log"
@@ -167,24 +203,40 @@ class Controller:
                 },
             )
             return
-        self._patch_status(
-            app, {**base, "applicationState": {"state": "RUNNING"}, "executionAttempts": 1}
-        )
-        thread = threading.Thread(
-            target=self._wait, args=(app, base, process, log_file), name=f"wait-{name}", daemon=True
+        if self.pods is None:
+            self._patch_status(
+                app, {**base, "applicationState": {"state": "RUNNING"}, "executionAttempts": 1}
+            )
+        self._follow(app, base, process, log_file)
+
+    def _follow(
+        self,
+        app: dict[str, Any],
+        base: dict[str, Any],
+        process: subprocess.Popen[bytes] | None,
+        log_file: Path,
+    ) -> None:
+        """Wait for the outcome in a thread: the exit code locally, the pods in k8s mode."""
+        submission = Submission(process, threading.Thread())
+        submission.thread = threading.Thread(
+            target=self._wait if self.pods is None else self._follow_driver,
+            args=(app, base, submission, log_file),
+            name=f"wait-{app['metadata']['name']}",
+            daemon=True,
         )
         with self._lock:
-            self.active[uid] = Submission(process, thread)
-        thread.start()
+            self.active[app["metadata"]["uid"]] = submission
+        submission.thread.start()
 
     def _wait(
         self,
         app: dict[str, Any],
         base: dict[str, Any],
-        process: subprocess.Popen[bytes],
+        submission: Submission,
         log_file: Path,
     ) -> None:
-        code = process.wait()
+        assert submission.process is not None
+        code = submission.process.wait()
         try:
             if code == 0:
                 self._patch_status(
@@ -212,6 +264,122 @@ class Controller:
         finally:
             with self._lock:
                 self.active.pop(app["metadata"]["uid"], None)
+
+    def _read_pods(
+        self, namespace: str, driver_name: str, app_id: str | None
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The driver pod (None if absent) and the executor pods of `app_id`, as JSON."""
+        assert self.pods is not None
+        serialize = self.pods.api_client.sanitize_for_serialization
+        try:
+            driver: dict[str, Any] | None = serialize(
+                self.pods.read_namespaced_pod(driver_name, namespace)
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            driver = None
+        if driver is not None:
+            app_id = driver_pod.application_id(driver) or app_id
+        executors: list[dict[str, Any]] = []
+        if app_id:
+            listed = self.pods.list_namespaced_pod(
+                namespace, label_selector=f"spark-role=executor,{driver_pod.APP_ID_LABEL}={app_id}"
+            )
+            executors = serialize(listed).get("items", [])
+        return driver, executors
+
+    def _follow_driver(
+        self,
+        app: dict[str, Any],
+        base: dict[str, Any],
+        submission: Submission,
+        log_file: Path,
+    ) -> None:
+        """k8s mode: report the state of the driver pod spark-submit created, until it ends."""
+        meta = app["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        driver_name = base["driverInfo"]["podName"]
+        status: dict[str, Any] = {**base, "applicationState": {"state": "SUBMITTED"}}
+        executors: dict[str, str] = {}
+        reported: dict[str, Any] = {}
+        try:
+            while not submission.cancelled.is_set():
+                code = None if submission.process is None else submission.process.poll()
+                try:
+                    driver, executor_pods = self._read_pods(
+                        namespace, driver_name, status.get("sparkApplicationId")
+                    )
+                except ApiException as error:  # the API briefly unavailable: ask again
+                    log.warning("reading the pods of %s/%s: %s", namespace, name, error.reason)
+                    time.sleep(self.pod_poll_interval)
+                    continue
+                # Executors are deleted as they finish: keep the last state seen of each.
+                executors.update(driver_pod.executor_states(executor_pods))
+                status["executorState"] = dict(executors)
+                if driver is not None:
+                    app_id = driver_pod.application_id(driver)
+                    if app_id:
+                        status["sparkApplicationId"] = app_id
+                    state = driver_pod.driver_state(driver)
+                    if state in ("RUNNING", "COMPLETED", "FAILED"):
+                        status["executionAttempts"] = 1
+                    if state in ("COMPLETED", "FAILED"):
+                        status["applicationState"] = {"state": state}
+                        if state == "FAILED":
+                            status["applicationState"]["errorMessage"] = driver_pod.driver_error(
+                                driver
+                            )
+                        status["terminationTime"] = _now()
+                        self._patch_status(app, status)
+                        log.info("%s/%s: driver pod %s %s", namespace, name, driver_name, state)
+                        return
+                    if state != "UNKNOWN":
+                        status["applicationState"] = {"state": state}
+                elif submission.process is None:  # adopted, and its driver pod is gone
+                    status["applicationState"] = {
+                        "state": "FAILED",
+                        "errorMessage": f"the driver pod {driver_name} is gone",
+                    }
+                    status["terminationTime"] = _now()
+                    self._patch_status(app, status)
+                    return
+                elif code is not None:
+                    # spark-submit ended and no driver pod exists: it was never created.
+                    status["applicationState"] = {
+                        "state": "SUBMISSION_FAILED" if code else "FAILED",
+                        "errorMessage": error_message(log_file, code)
+                        if code
+                        else f"spark-submit exited 0 but the driver pod {driver_name} is gone",
+                    }
+                    status["terminationTime"] = _now()
+                    self._patch_status(app, status)
+                    return
+                if status != reported:
+                    self._patch_status(app, status)
+                    reported = copy.deepcopy(status)
+                time.sleep(self.pod_poll_interval)
+            # The SparkApplication was deleted: so goes its driver (and, through Spark's
+            # owner references, its executors), as the operator's owner reference does.
+            self._delete_driver(namespace, driver_name)
+        finally:
+            process = submission.process
+            if process is not None:
+                try:  # it only watches the driver; once that ended it exits by itself
+                    process.wait(timeout=0 if submission.cancelled.is_set() else 30)
+                except subprocess.TimeoutExpired:
+                    process.terminate()
+                    process.wait()
+            with self._lock:
+                self.active.pop(meta["uid"], None)
+
+    def _delete_driver(self, namespace: str, driver_name: str) -> None:
+        assert self.pods is not None
+        try:
+            self.pods.delete_namespaced_pod(driver_name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                log.warning("deleting driver pod %s/%s: %s", namespace, driver_name, error)
 
     def run_forever(self, poll_interval: float = 1.0) -> None:
         while True:

@@ -63,7 +63,8 @@ def standin(
     stop.set()
     thread.join(10)
     for submission in controller.active.values():
-        submission.process.kill()
+        if submission.process is not None:
+            submission.process.kill()
     local_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 

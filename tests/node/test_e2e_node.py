@@ -168,8 +168,54 @@ def test_the_standin_runs_real_driver_and_executor_pods(platform: NodeE2E) -> No
     assert nodes == {platform.node.config.name}
     driver = status["driverInfo"]["podName"]
     assert driver in seen["driver"], "driverInfo.podName is not the driver pod Spark created"
+    pod = json.loads(kubectl("get", "pod", driver, "-n", NAMESPACE, "-o", "json").stdout)
+    assert status["sparkApplicationId"] == pod["metadata"]["labels"]["spark-app-selector"]
+    assert set(status["executorState"]) <= seen["executor"]
+    assert status["executorState"], "no executor state reported"
     logs = kubectl("logs", driver, "-n", NAMESPACE).stdout
     assert "Pi is roughly 3.1" in logs
+
+
+@pytest.mark.timeout(900)
+def test_a_failing_driver_fails_the_application_with_its_error(platform: NodeE2E) -> None:
+    """The job raises in the driver pod (pi.py given a non-number): the state comes from
+    the driver pod as the operator reads it, not from spark-submit's exit code."""
+    kubectl = platform.cluster.kubectl
+    cm = json.loads(
+        kubectl(
+            "get", "configmap", f"{RELEASE}-spark-template", "-n", NAMESPACE, "-o", "json"
+        ).stdout
+    )
+    app = copy.deepcopy(yaml.safe_load(cm["data"]["sparkapplication.yaml"]))
+    name = f"node-fail-{int(time.time())}"
+    app["metadata"] = {"name": name, "namespace": NAMESPACE}
+    app["spec"]["mainApplicationFile"] = "local:///opt/spark/examples/src/main/python/pi.py"
+    app["spec"]["arguments"] = ["not-a-number"]
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(app))
+    states: list[str] = []
+    status: dict[str, Any] = {}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        out = kubectl("get", "sparkapplication", name, "-n", NAMESPACE, "-o", "json").stdout
+        status = json.loads(out).get("status") or {}
+        state = status.get("applicationState", {}).get("state", "")
+        if state and (not states or states[-1] != state):
+            states.append(state)
+        if state in ("COMPLETED", "FAILED", "SUBMISSION_FAILED"):
+            break
+        time.sleep(1)
+    print(f"SparkApplication {name}: states {states}; {status.get('applicationState')}")
+    assert states[-1] == "FAILED", status
+    assert "COMPLETED" not in states
+    assert "driver container failed with ExitCode: 1" in status["applicationState"]["errorMessage"]
+    driver = status["driverInfo"]["podName"]
+    assert status["sparkApplicationId"].startswith("spark-")
+    pod = json.loads(kubectl("get", "pod", driver, "-n", NAMESPACE, "-o", "json").stdout)
+    assert pod["status"]["phase"] == "Failed"
+    assert status["sparkApplicationId"] == pod["metadata"]["labels"]["spark-app-selector"]
+    logs = kubectl("logs", driver, "-n", NAMESPACE).stdout
+    assert "ValueError" in logs
+    kubectl("delete", "sparkapplication", name, "-n", NAMESPACE)
 
 
 def _api(platform: NodeE2E) -> tuple[str, str]:

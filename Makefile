@@ -103,8 +103,8 @@ demo-down: ## Stop everything `make demo` started (by PID) and delete its data
 # ---- kind (users with Docker; not exercised by this project's CI) ------------------
 # Needs a Docker engine and the images (`make images` / the Dockerfiles under images/).
 # Installs the real kubeflow spark-operator from its own chart, then this chart with
-# values/kind.yaml. The end-to-end assertions of `make e2e` are not yet wired to a
-# kubeconfig target: see README "kind".
+# values/kind.yaml. The end-to-end assertions of `make e2e` are not wired to a kind
+# cluster: see README "kind (users with Docker)".
 KIND_CLUSTER ?= orders-etl
 KIND := $(TOOLS)/bin/kind
 KIND_KUBECONFIG := .run/kind/kubeconfig
@@ -210,8 +210,9 @@ docker-push: ## [docker] Tag and push the images to IMAGES_REGISTRY
 	IMAGES_ENGINE=docker hack/build-images.sh push
 
 .PHONY: kind-load
-kind-load: ## [docker] Load the images into the kind cluster KIND_CLUSTER (default: kind)
-	IMAGES_ENGINE=docker hack/build-images.sh kind-load
+kind-load: ## [docker] Load the images into the kind cluster KIND_CLUSTER (default: orders-etl)
+	hack/install-tools.sh kind
+	KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) IMAGES_ENGINE=docker hack/build-images.sh kind-load
 
 .PHONY: clean
 clean: demo-down ## Remove runtime state (.run); keeps the tool and Python caches

@@ -336,7 +336,7 @@ push_image() {
 
 kind_load() {
   [[ $ENGINE == docker ]] || die "kind-load: IMAGES_ENGINE=docker only"
-  kind load docker-image "${REF[$1]}" --name "${KIND_CLUSTER:-kind}"
+  "${KIND:-kind}" load docker-image "${REF[$1]}" --name "${KIND_CLUSTER:-kind}"
 }
 
 # ---- main ------------------------------------------------------------------------------------

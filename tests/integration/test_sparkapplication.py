@@ -159,6 +159,32 @@ def test_missing_application_fails_clearly(local_cluster: Cluster, spark_namespa
     assert "was deleted" in event["message"]
 
 
+def test_an_application_deleted_while_waited_on_fails_clearly(
+    local_cluster: Cluster, spark_namespace: str
+) -> None:
+    create_app(local_cluster, spark_namespace, "app-deleted")
+    set_state(local_cluster, spark_namespace, "app-deleted", "RUNNING")
+    trigger = trigger_for("app-deleted", spark_namespace)
+
+    async def drive() -> dict[str, Any]:
+        async def delete_once_waiting() -> None:
+            await asyncio.sleep(1.0)  # five polls (0.2 s) that see RUNNING and keep waiting
+            await asyncio.to_thread(
+                local_cluster.kubectl,
+                "delete", "sparkapplication", "app-deleted", "-n", spark_namespace,
+            )  # fmt: skip
+
+        deleter = asyncio.create_task(delete_once_waiting())
+        event = await asyncio.wait_for(anext(trigger.run()), timeout=60)
+        await deleter
+        return dict(event.payload)
+
+    event = asyncio.run(drive())
+    assert event["status"] == "not_found", event
+    assert "app-deleted" in event["message"]
+    assert "was deleted" in event["message"]
+
+
 def test_timeout_is_an_event_not_a_hang(local_cluster: Cluster, spark_namespace: str) -> None:
     create_app(local_cluster, spark_namespace, "app-slow")
     event = run_trigger(

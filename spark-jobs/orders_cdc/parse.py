@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from orders_cdc.schemas import OPS, ORDER_STATUSES, ROW_FIELDS, Field
+from orders_cdc.schemas import MAX_VALUE_BYTES, OPS, ORDER_STATUSES, ROW_FIELDS, Field
 
 INT64 = (-(2**63), 2**63 - 1)
 INT32 = (-(2**31), 2**31 - 1)
@@ -55,6 +55,8 @@ def parse_message(table: str, value: bytes | None) -> Parsed:
 
 
 def _parse(table: str, value: bytes) -> Parsed:
+    if len(value) > MAX_VALUE_BYTES:
+        raise Invalid("too_large", f"{len(value)} bytes, over the {MAX_VALUE_BYTES}-byte limit")
     try:
         envelope = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

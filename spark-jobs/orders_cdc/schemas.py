@@ -80,7 +80,13 @@ REASONS = (
     "invalid_value",  # right type, bad value (timestamp, decimal, status, country)
     "null_after",  # c/u/r with after null
     "null_before",  # d with before null
+    "too_large",  # value over MAX_VALUE_BYTES (kept whole in the quarantine, never parsed)
 )
+
+#: The largest message value parsed. A row of these tables is well under 1 KiB, so a
+#: value over Kafka's default max.message.bytes (1 MiB) cannot be a valid event: it is
+#: quarantined without being decoded, so a hostile one costs no parse memory.
+MAX_VALUE_BYTES = 1024 * 1024
 
 # ---- the columns the parse step produces (mapInArrow output), per table --------------
 

@@ -78,6 +78,9 @@ def test_the_other_triggerer_resumes_a_deferred_wait(
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not first.running(), 30, "triggerer-0 to die")
+    # The wait had not ended when its only holder died, so a success below can only be
+    # triggerer-1 resuming it (else the test would prove nothing about failover).
+    assert task_state(demo, "ha__triggerer", "spark_transform") == "deferred"
     result = demo.wait_run("ha__triggerer", timeout=900)
     assert result.state == "success", "triggerer-1 must resume the wait and the task succeed"
     assert demo.dashboard_rows() == daily_revenue(published)

@@ -338,6 +338,8 @@ class Scenario:
             "invalid_value",
         )  # fmt: skip
         self.bad("customers", envelope("customers", "c", {"id": 1}, lsn=True), "wrong_type")
+        # A very large message (a 2 MiB column in an otherwise valid update).
+        self.bad("orders", envelope("orders", "u", {**order, "blob": "x" * 2**21}), "too_large")
 
     # ---- delivery ----------------------------------------------------------------------
     def deliver(self) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from orders_cdc.parse import parse_message
+from orders_cdc.schemas import MAX_VALUE_BYTES
 
 pytestmark = pytest.mark.unit
 
@@ -35,6 +36,13 @@ def test_a_valid_create_is_typed() -> None:
     # 2026-11-04T01:30:00Z, in UTC epoch micros, whatever offset the text used.
     assert parsed.row["created_at"] == parsed.row["updated_at"] == 1_793_755_800_000_000
     assert "new_column" not in parsed.row
+
+
+def test_a_large_message_under_the_limit_is_still_an_event() -> None:
+    value = envelope({**ORDER, "note": "x" * (MAX_VALUE_BYTES - 1024)})
+    assert len(value) <= MAX_VALUE_BYTES
+    assert parse_message("orders", value).kind == "event"
+    assert parse_message("orders", value + b" " * MAX_VALUE_BYTES).reason == "too_large"
 
 
 def test_a_delete_needs_only_the_key_and_a_tombstone_is_no_error() -> None:
@@ -68,6 +76,8 @@ def test_a_delete_needs_only_the_key_and_a_tombstone_is_no_error() -> None:
         ("line_items", envelope({**ITEM, "unit_price": "1e3"}), "invalid_value"),
         ("line_items", envelope({**ITEM, "unit_price": "1.001"}), "invalid_value"),
         ("customers", envelope({**CUSTOMER, "country": "de"}), "invalid_value"),
+        # Well-formed JSON, but 2 MiB: not parsed at all.
+        ("orders", envelope({**ORDER, "note": "x" * (2 * 1024 * 1024)}), "too_large"),
     ],
 )
 def test_malformed_messages_are_quarantined_with_a_reason(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
 
-from localplatform import versions
-from localplatform.cluster import Cluster
+from localplatform import procs, versions
+from localplatform.cluster import Cluster, ClusterConfig, Ports
 
 pytestmark = pytest.mark.integration
 
@@ -163,3 +165,26 @@ def test_auth_can_i_follows_a_role(local_cluster: Cluster, namespace: str) -> No
     assert can_i("delete", "configmaps") == "no"
     assert can_i("get", "secrets") == "no"
     assert can_i("get", "configmaps", ns="default") == "no"
+
+
+def test_a_second_up_while_running_changes_nothing(local_cluster: Cluster) -> None:
+    """`make cluster-up` twice (a second shell, a rerun): same processes, still serving."""
+    before = {proc.name: proc.pid() for proc in local_cluster.processes()}
+    seconds = Cluster(local_cluster.config).up()
+    print(f"\nwarm cluster-up: {seconds:.1f} s")
+    assert {proc.name: proc.pid() for proc in local_cluster.processes()} == before
+    assert local_cluster.is_up()
+
+
+def test_a_busy_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = ClusterConfig(run_dir=tmp_path / "cluster", ports=Ports(etcd=port))
+        cluster = Cluster(config)
+        with pytest.raises(
+            procs.StartupError, match=f"etcd: port {port} on 127.0.0.1 is already in use"
+        ):
+            cluster.up(timeout=30)
+    assert procs.pids_under(config.run_dir) == []

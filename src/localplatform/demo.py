@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class RunResult:
     state: str
     seconds: float
     stage_seconds: dict[str, float]
+    #: Final state per task instance ("consume[0]", "notify", ...).
+    task_states: dict[str, str] = field(default_factory=dict)
 
 
 class Demo:
@@ -389,7 +391,7 @@ class Demo:
                 stage: dict[str, float] = {}
                 for task_id, _, _, seconds in tis:
                     stage[task_id] = max(stage.get(task_id, 0.0), float(seconds or 0))
-                return RunResult(run_id, row[0], time.monotonic() - started, stage)
+                return RunResult(run_id, row[0], time.monotonic() - started, stage, states)
             time.sleep(2)
         raise TimeoutError(f"run {run_id} did not finish in {timeout} s; task states: {line}")
 

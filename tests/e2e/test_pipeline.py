@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from localplatform import cdc_events, procs
-from localplatform.demo import Demo
+from localplatform.demo import Demo, RunResult
 
 sys.path.insert(0, str(Path(__file__).parent))
 from oracle import daily_revenue
@@ -40,13 +40,14 @@ def demo() -> Iterator[Demo]:
     assert procs.pids_under(platform.cluster.run_dir) == []
 
 
-def run(demo: Demo, run_id: str, trigger: bool = True) -> None:
+def run(demo: Demo, run_id: str, trigger: bool = True) -> RunResult:
     started = time.monotonic()
     if trigger:
         demo.trigger(run_id)
     result = demo.wait_run(run_id, timeout=900)
     print(f"{run_id}: {result.state} in {time.monotonic() - started:.1f} s {result.stage_seconds}")
     assert result.state == "success"
+    return result
 
 
 def test_batches_rerun_and_increments_match_an_independent_computation(
@@ -77,6 +78,23 @@ def test_batches_rerun_and_increments_match_an_independent_computation(
     run(demo, "e2e__batch2")
     expected2 = daily_revenue([batch1, batch2])
     assert expected2 != expected1  # the second batch really changes the dashboard
+    assert demo.dashboard_rows() == expected2
+
+    # No new event on any topic: the run succeeds, says so, and changes nothing.
+    empty = run(demo, "e2e__nothing_new")
+    assert {s for k, s in empty.task_states.items() if k.startswith("consume")} == {"success"}
+    assert {k: s for k, s in empty.task_states.items() if not k.startswith("consume")} == {
+        "verify_staging": "skipped",
+        "spark_transform": "skipped",
+        "load_clickhouse": "skipped",
+        "notify": "skipped",
+    }
+    logs = [
+        p
+        for p in (demo.run_dir / "airflow" / "logs").rglob("*.log")
+        if "run_id=e2e__nothing_new" in str(p) and "task_id=verify_staging" in str(p)
+    ]
+    assert any("nothing to do: no new offsets" in p.read_text() for p in logs), logs
     assert demo.dashboard_rows() == expected2
 
     assert_no_credential_leaked(demo)

@@ -280,6 +280,10 @@ def test_the_pipeline_runs_in_the_pods(platform: NodeE2E) -> None:
     """Events in Kafka, the DAG triggered through the REST API, the stand-in's real
     driver and executor pods, the trigger resuming the task, the dashboard in ClickHouse
     equal to an independent computation."""
+    _run_the_pipeline(platform)
+
+
+def _run_the_pipeline(platform: NodeE2E) -> None:
     # Every batch published into this Kafka is kept beside its data (wiped with it), so
     # the independent computation covers all of them, whatever earlier runs left.
     batches = platform.services.kafka.dir / "node-e2e-batches"
@@ -369,7 +373,7 @@ def _gold(platform: NodeE2E) -> list[list[Any]]:
     )
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(3600)
 def test_helm_upgrade_rolls_the_pods(platform: NodeE2E) -> None:
     before = {p["metadata"]["name"] for p in _workload_pods(platform)}
     started = time.monotonic()
@@ -388,5 +392,7 @@ def test_helm_upgrade_rolls_the_pods(platform: NodeE2E) -> None:
         "get", "configmap", f"{RELEASE}-config", "-n", NAMESPACE, "-o", "json"
     ).stdout
     assert "default_task_retries = 2" in json.loads(cfg)["data"]["airflow.cfg"]
+    # The rolled platform runs the pipeline: a new batch, the dashboard right again.
+    _run_the_pipeline(platform)
     current, peak = platform.node.pods_memory()
     print(f"pods' memory now {current / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -17,6 +18,9 @@ from localplatform import paths
 from localplatform.cluster import Cluster
 from spark_operator_standin.controller import Controller
 from spark_operator_standin.submit import SubmitSettings, local_spark_env
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sparkapp_status import spark_application
 
 pytestmark = pytest.mark.integration
 
@@ -68,25 +72,6 @@ def standin(
     local_cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
-def app(name: str, main: str, arguments: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "sparkoperator.k8s.io/v1beta2",
-        "kind": "SparkApplication",
-        "metadata": {"name": name},
-        "spec": {
-            "type": "Python",
-            "mode": "cluster",
-            "sparkVersion": "3.5.9",
-            "image": "orders-etl/spark:3.5.9",
-            "mainApplicationFile": f"local://{main}",
-            "arguments": arguments,
-            "sparkConf": {"spark.ui.enabled": "false"},
-            "driver": {"cores": 1, "memory": "512m"},
-            "executor": {"cores": 1, "instances": 1, "memory": "512m"},
-        },
-    }
-
-
 def wait_state(
     cluster: Cluster, namespace: str, name: str, states: set[str], timeout: float = 120
 ) -> dict[str, Any]:
@@ -109,7 +94,7 @@ def test_completed_application_reports_like_the_operator(standin) -> None:  # ty
         namespace,
         "-f",
         "-",
-        input=json.dumps(app("ok", "/opt/jobs/ok.py", [str(marker)])),
+        input=json.dumps(spark_application("ok", "/opt/jobs/ok.py", [str(marker)])),
     )
     obj = wait_state(cluster, namespace, "ok", {"COMPLETED", "FAILED"})
     status = obj["status"]
@@ -124,7 +109,12 @@ def test_completed_application_reports_like_the_operator(standin) -> None:  # ty
 def test_failed_application_carries_the_error(standin) -> None:  # type: ignore[no-untyped-def]
     cluster, namespace, _, _ = standin
     cluster.kubectl(
-        "create", "-n", namespace, "-f", "-", input=json.dumps(app("bad", "/opt/jobs/fail.py", []))
+        "create",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(spark_application("bad", "/opt/jobs/fail.py", [])),
     )
     obj = wait_state(cluster, namespace, "bad", {"COMPLETED", "FAILED"})
     assert obj["status"]["applicationState"]["state"] == "FAILED"
@@ -134,7 +124,12 @@ def test_failed_application_carries_the_error(standin) -> None:  # type: ignore[
 def test_deleting_a_running_application_stops_its_process(standin) -> None:  # type: ignore[no-untyped-def]
     cluster, namespace, _, controller = standin
     cluster.kubectl(
-        "create", "-n", namespace, "-f", "-", input=json.dumps(app("slow", "/opt/jobs/slow.py", []))
+        "create",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(spark_application("slow", "/opt/jobs/slow.py", [])),
     )
     obj = wait_state(cluster, namespace, "slow", {"RUNNING"})
     process = controller.active[obj["metadata"]["uid"]].process

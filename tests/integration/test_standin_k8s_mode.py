@@ -29,6 +29,9 @@ from localplatform.cluster import Cluster
 from spark_operator_standin.controller import Controller
 from spark_operator_standin.submit import SubmitSettings
 
+sys.path.insert(0, str(Path(__file__).parent))
+from sparkapp_status import set_state, spark_application
+
 pytestmark = pytest.mark.integration
 
 APP_ID = "spark-0123456789abcdef"
@@ -114,21 +117,7 @@ def standin(
 
 
 def _create(s: K8sStandin, name: str, arguments: list[str] | None = None) -> None:
-    body = {
-        "apiVersion": "sparkoperator.k8s.io/v1beta2",
-        "kind": "SparkApplication",
-        "metadata": {"name": name},
-        "spec": {
-            "type": "Python",
-            "mode": "cluster",
-            "sparkVersion": "3.5.9",
-            "image": "orders-etl/spark:3.5.9",
-            "mainApplicationFile": "local:///opt/jobs/job.py",
-            "arguments": arguments or [],
-            "driver": {"cores": 1, "memory": "512m"},
-            "executor": {"cores": 1, "instances": 1, "memory": "512m"},
-        },
-    }
+    body = spark_application(name, "/opt/jobs/job.py", arguments or [])
     s.cluster.kubectl("create", "-n", s.namespace, "-f", "-", input=json.dumps(body))
 
 
@@ -177,21 +166,31 @@ def _set_phase(
     s.core.patch_namespaced_pod_status(pod, s.namespace, {"status": status})
 
 
-def _executor(s: K8sStandin, name: str, phase: str) -> None:
+def _pod(s: K8sStandin, name: str, role: str, phase: str | None = None) -> None:
+    """A Spark pod as Spark labels it, which no node takes (the test reports its phase)."""
     s.core.create_namespaced_pod(
         s.namespace,
         {
             "metadata": {
                 "name": name,
-                "labels": {"spark-role": "executor", "spark-app-selector": APP_ID},
+                "labels": {"spark-role": role, "spark-app-selector": APP_ID},
             },
             "spec": {
                 "nodeSelector": {"orders-etl/no-such-node": "true"},
-                "containers": [{"name": "spark-kubernetes-executor", "image": "spark:mock"}],
+                "containers": [{"name": f"spark-kubernetes-{role}", "image": "spark:mock"}],
             },
         },
     )
-    s.core.patch_namespaced_pod_status(name, s.namespace, {"status": {"phase": phase}})
+    if phase:
+        s.core.patch_namespaced_pod_status(name, s.namespace, {"status": {"phase": phase}})
+
+
+def _running(s: K8sStandin, name: str) -> None:
+    """Submitted, and its driver pod reported running."""
+    _create(s, name)
+    _wait_pod(s, f"{name}-driver")
+    _set_phase(s, f"{name}-driver", "Running")
+    _wait(s, name, "RUNNING")
 
 
 def test_a_failed_driver_fails_the_application_although_spark_submit_exited_0(
@@ -204,7 +203,7 @@ def test_a_failed_driver_fails_the_application_although_spark_submit_exited_0(
     time.sleep(1.5)
     assert _status(s, "fails")["applicationState"]["state"] == "SUBMITTED"
     _set_phase(s, "fails-driver", "Running")
-    _executor(s, "fails-exec-1", "Running")
+    _pod(s, "fails-exec-1", "executor", "Running")
     status = _wait(s, "fails", "RUNNING")
     deadline = time.monotonic() + 30
     while (
@@ -233,10 +232,7 @@ def test_a_failed_driver_fails_the_application_although_spark_submit_exited_0(
 
 def test_a_succeeded_driver_completes_the_application(standin: K8sStandin) -> None:
     s = standin
-    _create(s, "works")
-    _wait_pod(s, "works-driver")
-    _set_phase(s, "works-driver", "Running")
-    _wait(s, "works", "RUNNING")
+    _running(s, "works")
     _set_phase(s, "works-driver", "Succeeded", {"exitCode": 0, "reason": "Completed"})
     status = _wait(s, "works", "COMPLETED")
     assert status["sparkApplicationId"] == APP_ID
@@ -257,10 +253,7 @@ def test_spark_submit_failing_before_the_driver_exists_is_a_submission_failure(
 
 def test_deleting_the_application_deletes_its_driver_pod(standin: K8sStandin) -> None:
     s = standin
-    _create(s, "deleted")
-    _wait_pod(s, "deleted-driver")
-    _set_phase(s, "deleted-driver", "Running")
-    _wait(s, "deleted", "RUNNING")
+    _running(s, "deleted")
     s.cluster.kubectl("delete", "sparkapplication", "deleted", "-n", s.namespace)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -283,27 +276,8 @@ def test_a_restarted_standin_adopts_a_running_application(
     s.cluster.kubectl("create", "namespace", namespace)
     try:
         _create(s, "adopted")
-        s.cluster.kubectl(
-            "patch", "sparkapplication", "adopted", "-n", namespace, "--subresource=status",
-            "--type=merge", "-p", json.dumps({"status": {
-                "applicationState": {"state": "RUNNING"},
-                "driverInfo": {"podName": "adopted-driver"},
-            }}),
-        )  # fmt: skip
-        s.core.create_namespaced_pod(
-            namespace,
-            {
-                "metadata": {
-                    "name": "adopted-driver",
-                    "labels": {"spark-role": "driver", "spark-app-selector": APP_ID},
-                },
-                "spec": {
-                    "nodeSelector": {"orders-etl/no-such-node": "true"},
-                    "containers": [{"name": "spark-kubernetes-driver", "image": "spark:mock"}],
-                },
-            },
-        )
-        _set_phase(s, "adopted-driver", "Running")
+        set_state(s.cluster, namespace, "adopted", "RUNNING")  # as the earlier one left it
+        _pod(s, "adopted-driver", "driver", "Running")
         restarted = _controller(s.cluster, namespace, tmp_path)
         restarted.reconcile_once()
         assert [sub.process for sub in restarted.active.values()] == [None]  # nothing submitted

@@ -113,24 +113,27 @@ def _scheduled_pods(platform: NodeE2E, fragment: str, node: str, since: str) -> 
     }
 
 
+def _apply_pi(platform: NodeE2E, name: str, argument: str) -> None:
+    """The chart's own SparkApplication template running Spark's pi example."""
+    cm = platform.cluster.kubectl(
+        "get", "configmap", f"{RELEASE}-spark-template", "-n", NAMESPACE, "-o", "json"
+    )
+    app = copy.deepcopy(yaml.safe_load(json.loads(cm.stdout)["data"]["sparkapplication.yaml"]))
+    app["metadata"] = {"name": name, "namespace": NAMESPACE}
+    app["spec"]["mainApplicationFile"] = "local:///opt/spark/examples/src/main/python/pi.py"
+    app["spec"]["arguments"] = [argument]
+    platform.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(app))
+
+
 @pytest.mark.timeout(1200)
 def test_the_standin_runs_real_driver_and_executor_pods(platform: NodeE2E) -> None:
     """The chart's own SparkApplication template, running Spark's pi example: the
     in-cluster stand-in submits it, Spark creates the driver pod, the driver creates an
     executor pod, both on the real node, and the status reaches COMPLETED."""
     kubectl = platform.cluster.kubectl
-    cm = json.loads(
-        kubectl(
-            "get", "configmap", f"{RELEASE}-spark-template", "-n", NAMESPACE, "-o", "json"
-        ).stdout
-    )
-    app = copy.deepcopy(yaml.safe_load(cm["data"]["sparkapplication.yaml"]))
     name = f"node-pi-{int(time.time())}"
     since = _utc_now()
-    app["metadata"] = {"name": name, "namespace": NAMESPACE}
-    app["spec"]["mainApplicationFile"] = "local:///opt/spark/examples/src/main/python/pi.py"
-    app["spec"]["arguments"] = ["4"]
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(app))
+    _apply_pi(platform, name, "4")
     seen: dict[str, set[str]] = {"driver": set(), "executor": set()}
     nodes: set[str] = set()
     state, status = "", dict[str, Any]()
@@ -181,17 +184,8 @@ def test_a_failing_driver_fails_the_application_with_its_error(platform: NodeE2E
     """The job raises in the driver pod (pi.py given a non-number): the state comes from
     the driver pod as the operator reads it, not from spark-submit's exit code."""
     kubectl = platform.cluster.kubectl
-    cm = json.loads(
-        kubectl(
-            "get", "configmap", f"{RELEASE}-spark-template", "-n", NAMESPACE, "-o", "json"
-        ).stdout
-    )
-    app = copy.deepcopy(yaml.safe_load(cm["data"]["sparkapplication.yaml"]))
     name = f"node-fail-{int(time.time())}"
-    app["metadata"] = {"name": name, "namespace": NAMESPACE}
-    app["spec"]["mainApplicationFile"] = "local:///opt/spark/examples/src/main/python/pi.py"
-    app["spec"]["arguments"] = ["not-a-number"]
-    kubectl("apply", "-f", "-", input=yaml.safe_dump(app))
+    _apply_pi(platform, name, "not-a-number")
     states: list[str] = []
     status: dict[str, Any] = {}
     deadline = time.monotonic() + 600

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import socket
 import sys
 import time
 import uuid
@@ -293,3 +294,29 @@ def test_template_violating_the_schema_is_refused_before_the_api(tmp_path: Path)
     )
     with pytest.raises(ValueError, match="cores"):
         op.execute({"ti": FakeTI("r", 1)})
+
+
+def test_an_unreachable_api_server_at_submit_is_one_clear_error(
+    local_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API server down when the task submits: the task fails (Airflow retries it with
+    backoff) with an error naming the server, in bounded time, and creates nothing."""
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = yaml.safe_load(local_cluster.kubeconfig.read_text())
+    for entry in kubeconfig["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    down = tmp_path / "down.kubeconfig"
+    down.write_text(yaml.safe_dump(kubeconfig))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DOWN",
+        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(down)}}),
+    )
+    op = operator(tmp_path, "spark-jobs")
+    op.kubernetes_conn_id = "kubernetes_down"
+    started = time.monotonic()
+    with pytest.raises(Exception, match=f"127.0.0.1.*{port}|{port}.*127.0.0.1") as error:
+        op.execute({"ti": FakeTI(f"manual__{uuid.uuid4().hex}", 1)})
+    assert not isinstance(error.value, TaskDeferred)
+    assert time.monotonic() - started < 120

@@ -71,6 +71,15 @@ def local_jvm_memory(driver: dict[str, Any], executor: dict[str, Any]) -> str:
     return f"{total}m" if total else ""
 
 
+#: SparkPodSpec field -> Spark conf key (k8s mode), as spark-operator v2 maps them.
+#: executor.cores and the memories are passed below for both modes.
+_RESOURCE_CONF = {
+    "coreRequest": "spark.kubernetes.{role}.request.cores",
+    "coreLimit": "spark.kubernetes.{role}.limit.cores",
+    "memoryOverhead": "spark.{role}.memoryOverhead",
+}
+
+
 def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
     """spark-submit argv for `app` (a SparkApplication object as returned by the API)."""
     spec = app["spec"]
@@ -101,6 +110,11 @@ def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
             )
         if executor.get("instances"):
             conf.setdefault("spark.executor.instances", str(executor["instances"]))
+        # The spec's pod resources, mapped to the Spark conf keys the operator sets.
+        for role, part in (("driver", driver), ("executor", executor)):
+            for field_name, key in _RESOURCE_CONF.items():
+                if part.get(field_name) not in (None, ""):
+                    conf.setdefault(key.format(role=role), str(part[field_name]))
         for role, part in (("driver", driver), ("executor", executor)):
             for key, value in (part.get("labels") or {}).items():
                 conf.setdefault(f"spark.kubernetes.{role}.label.{key}", str(value))
@@ -127,6 +141,8 @@ def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
         conf.setdefault("spark.executor.memory", str(executor["memory"]))
     if executor.get("cores"):
         conf.setdefault("spark.executor.cores", str(executor["cores"]))
+    if settings.mode != "local" and driver.get("cores"):
+        conf.setdefault("spark.driver.cores", str(driver["cores"]))
     py_files = (spec.get("deps") or {}).get("pyFiles", [])
     if py_files:
         argv += ["--py-files", ",".join(_map_path(p, settings) for p in py_files)]

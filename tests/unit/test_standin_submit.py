@@ -55,3 +55,23 @@ def test_cluster_mode_keeps_the_driver_memory_as_given() -> None:
     argv = command(app({"memory": "512m"}, {"instances": 2, "memory": "1g"}), k8s)
     assert driver_memory(argv) == "512m"
     assert "spark.executor.memory=1g" in argv
+
+
+def test_cluster_mode_passes_the_pod_resources_as_the_operator_does() -> None:
+    k8s = SubmitSettings(spark_submit="spark-submit", mode="k8s")
+    spec = app(
+        {"cores": 1, "coreLimit": "1200m", "memoryOverhead": "256m"},
+        {"cores": 2, "coreRequest": "500m", "instances": 1},
+    )
+    argv = command(spec, k8s)
+    for conf in (
+        "spark.driver.cores=1",
+        "spark.kubernetes.driver.limit.cores=1200m",
+        "spark.driver.memoryOverhead=256m",
+        "spark.executor.cores=2",
+        "spark.kubernetes.executor.request.cores=500m",
+    ):
+        assert conf in argv
+    # The spec's own sparkConf wins, as with the operator.
+    spec["spec"]["sparkConf"] = {"spark.kubernetes.driver.limit.cores": "2"}
+    assert "spark.kubernetes.driver.limit.cores=2" in command(spec, k8s)

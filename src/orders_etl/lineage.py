@@ -38,12 +38,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "The orders ETL pipeline's asset URI schemes (iceberg, clickhouse).",
         "asset-uris": [
             {
-                "schemes": ["iceberg"],
-                "handler": f"{__name__}.sanitize_uri",
-                "to_openlineage_converter": f"{__name__}.to_openlineage",
-            },
-            {
-                "schemes": ["clickhouse"],
+                "schemes": ["iceberg", "clickhouse"],
                 "handler": f"{__name__}.sanitize_uri",
                 "to_openlineage_converter": f"{__name__}.to_openlineage",
             },

@@ -10,7 +10,6 @@ owner reference does that), whose executors Spark owns and Kubernetes then remov
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 import os
@@ -303,6 +302,16 @@ class Controller:
         status: dict[str, Any] = {**base, "applicationState": {"state": "SUBMITTED"}}
         executors: dict[str, str] = {}
         reported: dict[str, Any] = {}
+
+        def finish(state: str, error: str | None = None) -> None:
+            status["applicationState"] = {
+                "state": state,
+                **({"errorMessage": error} if error else {}),
+            }
+            status["terminationTime"] = _now()
+            self._patch_status(app, status)
+            log.info("%s/%s: %s %s", namespace, name, state, error or "")
+
         try:
             while not submission.cancelled.is_set():
                 code = None if submission.process is None else submission.process.poll()
@@ -324,40 +333,22 @@ class Controller:
                     state = driver_pod.driver_state(driver)
                     if state in ("RUNNING", "COMPLETED", "FAILED"):
                         status["executionAttempts"] = 1
-                    if state in ("COMPLETED", "FAILED"):
-                        status["applicationState"] = {"state": state}
-                        if state == "FAILED":
-                            status["applicationState"]["errorMessage"] = driver_pod.driver_error(
-                                driver
-                            )
-                        status["terminationTime"] = _now()
-                        self._patch_status(app, status)
-                        log.info("%s/%s: driver pod %s %s", namespace, name, driver_name, state)
-                        return
+                    if state == "COMPLETED":
+                        return finish(state)
+                    if state == "FAILED":
+                        return finish(state, driver_pod.driver_error(driver))
                     if state != "UNKNOWN":
                         status["applicationState"] = {"state": state}
                 elif submission.process is None:  # adopted, and its driver pod is gone
-                    status["applicationState"] = {
-                        "state": "FAILED",
-                        "errorMessage": f"the driver pod {driver_name} is gone",
-                    }
-                    status["terminationTime"] = _now()
-                    self._patch_status(app, status)
-                    return
-                elif code is not None:
-                    # spark-submit ended and no driver pod exists: it was never created.
-                    status["applicationState"] = {
-                        "state": "SUBMISSION_FAILED" if code else "FAILED",
-                        "errorMessage": error_message(log_file, code)
-                        if code
-                        else f"spark-submit exited 0 but the driver pod {driver_name} is gone",
-                    }
-                    status["terminationTime"] = _now()
-                    self._patch_status(app, status)
-                    return
+                    return finish("FAILED", f"the driver pod {driver_name} is gone")
+                elif code:  # spark-submit failed before the driver pod existed
+                    return finish("SUBMISSION_FAILED", error_message(log_file, code))
+                elif code == 0:
+                    return finish("FAILED", f"spark-submit exited 0, driver pod {driver_name} gone")
                 if status != reported:
                     self._patch_status(app, status)
-                    reported = copy.deepcopy(status)
+                    # Every value replaced above is a new object: a shallow copy is a snapshot.
+                    reported = dict(status)
                 time.sleep(self.pod_poll_interval)
             # The SparkApplication was deleted: so goes its driver (and, through Spark's
             # owner references, its executors), as the operator's owner reference does.

@@ -300,7 +300,7 @@ def test_an_unreachable_api_server_at_submit_is_one_clear_error(
     local_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The API server down when the task submits: the task fails (Airflow retries it with
-    backoff) with an error naming the server, in bounded time, and creates nothing."""
+    backoff) with an error naming the server, in bounded time."""
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -101,34 +101,24 @@ demo-down: ## Stop everything `make demo` started (by PID) and delete its data
 	@if [ -x $(PY) ]; then $(PY) -m localplatform.demo down; fi
 
 # ---- kind (users with Docker; not exercised by this project's CI) ------------------
-# Needs a Docker engine and the images (`make images` / the Dockerfiles under images/).
-# Installs the real kubeflow spark-operator from its own chart, then this chart with
-# values/kind.yaml. The end-to-end assertions of `make e2e` are not wired to a kind
-# cluster: see README "kind (users with Docker)".
+# Linux with a Docker engine. The wiring and the assertions of `make e2e-node` on a kind
+# cluster with the real kubeflow spark-operator (localplatform.kind_e2e; README "kind").
 KIND_CLUSTER ?= orders-etl
 KIND := $(TOOLS)/bin/kind
-KIND_KUBECONFIG := .run/kind/kubeconfig
 
 .PHONY: kind-up
-kind-up: ## (Docker) Create a kind cluster and install the spark-operator chart and this chart
-	hack/install-tools.sh helm kind
-	mkdir -p .run/kind
-	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || \
-	  $(KIND) create cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG) --wait 180s
-	$(MAKE) --no-print-directory kind-load KIND_CLUSTER=$(KIND_CLUSTER)
-	$(TOOLS)/bin/helm --kubeconfig $(KIND_KUBECONFIG) upgrade --install spark-operator spark-operator \
-	  --repo https://kubeflow.github.io/spark-operator --version $(SPARK_OPERATOR_CHART_VERSION) \
-	  --namespace spark-operator --create-namespace --set 'spark.jobNamespaces={spark-jobs}' --wait
-	$(TOOLS)/bin/kubectl --kubeconfig $(KIND_KUBECONFIG) create namespace orders-etl --dry-run=client -o yaml \
-	  | $(TOOLS)/bin/kubectl --kubeconfig $(KIND_KUBECONFIG) apply -f -
-	$(TOOLS)/bin/kubectl --kubeconfig $(KIND_KUBECONFIG) label --overwrite namespace orders-etl \
-	  pod-security.kubernetes.io/enforce=restricted
-	@echo "Create the Secret orders-etl-db (key: connection) for your Postgres, then:"
-	@echo "  $(TOOLS)/bin/helm --kubeconfig $(KIND_KUBECONFIG) upgrade --install orders-etl charts/orders-etl -n orders-etl -f values/kind.yaml --wait"
+kind-up: setup ## (Docker) kind cluster with the images, this machine's data services exposed to it, the real spark-operator and this chart
+	hack/install-tools.sh kind
+	IMAGES_ENGINE=docker hack/build-images.sh build airflow-local spark
+	KIND_CLUSTER=$(KIND_CLUSTER) $(PY) -m localplatform.kind_e2e up
+
+.PHONY: kind-e2e
+kind-e2e: kind-up ## (Docker) The end-to-end assertions of `make e2e-node`, through the kind kubeconfig
+	CHART_E2E_TARGET=kind KIND_CLUSTER=$(KIND_CLUSTER) $(VENV)/bin/pytest -m node -s tests/node/test_e2e_node.py
 
 .PHONY: kind-down
-kind-down: ## (Docker) Delete the kind cluster
-	$(KIND) delete cluster --name $(KIND_CLUSTER)
+kind-down: ## (Docker) Delete the kind cluster and stop the data services kind-up started (by PID)
+	@if [ -x $(PY) ]; then KIND_CLUSTER=$(KIND_CLUSTER) $(PY) -m localplatform.kind_e2e down; fi
 
 # ---- tests -------------------------------------------------------------------------
 .PHONY: lint

@@ -7,7 +7,7 @@ Secret's name). Requests are summed over the long-running workloads (Deployments
 StatefulSets, DaemonSets) times their replicas, a pod counting
 max(sum of its containers, largest init container) as the scheduler does. Hook Jobs
 (migration, bootstrap) run once and are listed apart. Each values/*.yaml file is
-rendered too, for comparison.
+rendered too, for comparison (values/e2e.yaml on top of the targets it completes).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -120,6 +121,14 @@ def summary(body: dict[str, Any]) -> str:
     return f"{workloads}\n\n{totals}"  # fmt: skip
 
 
+def installs() -> list[list[Path]]:
+    """Each values/*.yaml file alone, and values/e2e.yaml (an overlay: the test machine's
+    data services) on the two targets it is installed on."""
+    values = paths.REPO_ROOT / "values"
+    alone = [[f] for f in sorted(values.glob("*.yaml")) if f.name != "e2e.yaml"]
+    return alone + [[values / target, values / "e2e.yaml"] for target in ("kind.yaml", "node.yaml")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chart", description=__doc__)
     parser.add_argument("--repeats", type=int, default=10)
@@ -133,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         times.append(seconds)
     default = requests_of(objects)
     scenarios: dict[str, Any] = {}
-    for values in sorted((paths.REPO_ROOT / "values").glob("*.yaml")):
-        _, objs = helm_template(["-f", str(values)])
+    for files in installs():
+        _, objs = helm_template([arg for f in files for arg in ("-f", str(f))])
         scenario = requests_of(objs)
-        scenarios[values.name] = {k: scenario[k] for k in ("cpu_cores", "memory_gib", "pods")}
+        name = " -f values/".join(f.name for f in files)
+        scenarios[name] = {k: scenario[k] for k in ("cpu_cores", "memory_gib", "pods")}
     body = {
         "repeats": repeats,
         "template_seconds": times,

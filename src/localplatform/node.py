@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from localplatform import node_network, paths, pki, procs
+from localplatform import host_services, node_network, paths, pki, procs
 from localplatform.cluster import Cluster
 
 NODE_LABEL = ("orders-etl.io/node", "real")
@@ -308,43 +308,7 @@ class Node:
             # New listeners without dropping the connections pods already have.
             if (pid := self.processes()["forwarder"].pid()) is not None:
                 os.kill(pid, signal.SIGHUP)
-        objects: list[dict[str, Any]] = [
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": namespace,
-                    "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-                },
-            }
-        ]
-        for name, (port, host_port) in services.items():
-            objects.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {
-                        "name": name,
-                        "namespace": namespace,
-                        "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
-                    },
-                    "spec": {
-                        "ports": [
-                            {
-                                "name": "tcp",
-                                "port": port,
-                                "protocol": "TCP",
-                                "targetPort": host_port,
-                            }
-                        ]
-                    },
-                }
-            )
-            objects.append(
-                _endpoint_slice(
-                    namespace, name, f"{name}-host", self.gateway, [("tcp", host_port, "TCP")]
-                )
-            )
+        objects = host_services.service_objects(namespace, services, self.gateway, MANAGED_BY)
         self.cluster.kubectl(
             "apply",
             "--server-side",
@@ -439,12 +403,13 @@ class Node:
         api_port = self.cluster.config.ports.apiserver
         objects: list[dict[str, Any]] = [
             *self._coredns_rbac(),
-            _endpoint_slice(
+            host_services.endpoint_slice(
                 "default",
                 "kubernetes",
                 "kubernetes-node",
                 self.gateway,
                 [("https", api_port, "TCP")],
+                MANAGED_BY,
             ),
             {
                 "apiVersion": "v1",
@@ -472,12 +437,13 @@ class Node:
                     ],
                 },
             },
-            _endpoint_slice(
+            host_services.endpoint_slice(
                 "kube-system",
                 "kube-dns",
                 "kube-dns-node",
                 self.gateway,
                 [("dns", self.config.ports.dns, "UDP"), ("dns-tcp", self.config.ports.dns, "TCP")],
+                MANAGED_BY,
             ),
         ]
         self.cluster.kubectl(
@@ -749,26 +715,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 }}
 """
         )
-
-
-def _endpoint_slice(
-    namespace: str, service: str, name: str, address: str, ports: list[tuple[str, int, str]]
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                "kubernetes.io/service-name": service,
-                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
-            },
-        },
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": [{"name": n, "port": port, "protocol": proto} for n, port, proto in ports],
-    }
 
 
 def exported_image(name: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localplatform import paths
+from localplatform import chart_e2e, paths
 from localplatform.cluster import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -539,3 +539,49 @@ def test_argocd_applications_validate_against_the_crd(
         "create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(broken), check=False
     )
     assert refused.returncode != 0
+
+
+# ---- the kind path's install (not run here: no Docker) ----------------------------------
+
+
+def test_the_kind_path_values_install(cluster: Cluster, namespaces: Callable[[str], str]) -> None:
+    """values/kind.yaml + values/e2e.yaml, as `make kind-up` installs them
+    (localplatform.kind_e2e), with the Secrets it creates: the real API server admits
+    every object, the pods pass PodSecurity `restricted`, the chart creates the jobs
+    namespace (the operator's chart creates nothing there) and the SparkApplication
+    template passes a server-side dry-run in it."""
+    ns = namespaces("chart-kind")
+    jobs_ns = f"chart-kind-jobs-{uuid.uuid4().hex[:6]}"
+    e2e_secrets = {
+        "orders-etl-db": {"connection": "postgresql+psycopg2://a:b@pg:5432/airflow"},
+        "orders-etl-broker": {"url": "redis://:p@redis:6379/0"},
+        "orders-etl-s3": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"},
+        "orders-etl-slack": {"connection": '{"conn_type": "slackwebhook"}'},
+        "orders-etl-iceberg": {
+            "ICEBERG_JDBC_USER": "u",
+            "ICEBERG_JDBC_PASSWORD": "p",
+            "PYICEBERG_URI": "postgresql+psycopg2://u:p@pg:5432/iceberg",
+        },
+    }
+    for name, data in e2e_secrets.items():
+        create_secret(cluster, ns, name, **data)
+    values = paths.REPO_ROOT / "values"
+    try:
+        helm(
+            cluster, "install", RELEASE, str(CHART), "-n", ns,
+            "-f", str(values / "kind.yaml"), "-f", str(chart_e2e.E2E_VALUES),
+            "--set", f"spark.jobsNamespace={jobs_ns}", "--wait", "--timeout", "3m",
+        )  # fmt: skip
+        assert_workloads_available(cluster, ns)
+        jobs = get_json(cluster, "namespace", jobs_ns)
+        assert jobs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+        for name in chart_e2e.SPARK_SECRETS:
+            create_secret(cluster, jobs_ns, name, **e2e_secrets[name])
+        app = yaml.safe_load(
+            configmap_data(cluster, ns, f"{FULLNAME}-spark-template")["sparkapplication.yaml"]
+        )
+        assert app["metadata"]["namespace"] == jobs_ns
+        cluster.kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(app))
+    finally:
+        helm(cluster, "uninstall", RELEASE, "-n", ns, "--wait", check=False)
+        cluster.kubectl("delete", "namespace", jobs_ns, "--ignore-not-found", "--wait=false")

@@ -148,6 +148,9 @@ class KindE2E(ChartE2E):
             self.run_dir,
         )
 
+    def _saved_mappings(self) -> str:
+        return self.mappings.read_text() if self.mappings.exists() else ""
+
     def node_names(self) -> set[str]:
         out = self.cluster.kubectl("get", "nodes", "-o", "name").stdout
         return {line.removeprefix("node/") for line in out.split()}
@@ -164,10 +167,12 @@ class KindE2E(ChartE2E):
         t = time.monotonic()
         self.start_data_services()
         services = self.host_services()
-        self.mappings.write_text(forward_mappings(gateway, [hp for _, hp in services.values()]))
+        mappings = forward_mappings(gateway, [hp for _, hp in services.values()])
         forwarder = self.forwarder()
-        forwarder.stop()  # the mappings may have changed with the network
-        forwarder.start()
+        if not forwarder.running() or self._saved_mappings() != mappings:
+            forwarder.stop()  # a new network (a recreated cluster) means a new gateway
+            self.mappings.write_text(mappings)
+            forwarder.start()
         objects = host_services.service_objects(
             chart_e2e.DATA_NAMESPACE, services, gateway, MANAGED_BY
         )

@@ -16,7 +16,7 @@ SPARK_CRDS := $(TOOLS)/share/spark-crds/sparkoperator.k8s.io_sparkapplications.y
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # ---- installation ------------------------------------------------------------------
 $(UV): versions.env

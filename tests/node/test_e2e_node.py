@@ -317,14 +317,17 @@ def _dashboard(platform: ChartE2E) -> list[list[Any]]:
 def test_the_pipeline_runs_in_the_pods(platform: ChartE2E) -> None:
     """Events in Kafka, the DAG triggered through the REST API, the SparkApplication
     controller's real driver and executor pods, the trigger resuming the task, the
-    dashboard in ClickHouse equal to an independent computation."""
-    _run_the_pipeline(platform)
+    dashboard in ClickHouse equal to an independent computation; the run cleared and run
+    again changes nothing."""
+    _run_the_pipeline(platform, rerun=True)
 
 
-def _run_the_pipeline(platform: ChartE2E, dashboard_kept: bool = True) -> None:
+def _run_the_pipeline(platform: ChartE2E, dashboard_kept: bool = True, rerun: bool = False) -> None:
     """One batch through the pods. `dashboard_kept=False` after the worker pod was
     replaced: its chdb lives in the pod's /tmp (values/e2e.yaml: no ClickHouse server
-    here), so the dashboard then holds only the dates loaded since, each of them right."""
+    here), so the dashboard then holds only the dates loaded since, each of them right.
+    `rerun`: then clear the run and run it again (same run id, same batch and offsets):
+    nothing may change."""
     # Every batch published into this Kafka is kept beside its data (wiped with it), so
     # the independent computation covers all of them, whatever earlier runs left.
     batches = platform.services.kafka.dir / "node-e2e-batches"
@@ -338,31 +341,37 @@ def _run_the_pipeline(platform: ChartE2E, dashboard_kept: bool = True) -> None:
     published = cdc_events.publish(events, platform.services.kafka.bootstrap)
     print(f"published batch {number}: {published}")
     with platform.airflow_api() as base:
-        state, states, seen = _trigger_and_follow(platform, base, _token(platform, base))
-    for task in ("consume", "verify_staging", "spark_transform"):
-        assert all(v == "success" for (t, _), v in states.items() if t == task), states
-    assert seen["completed"], "no SparkApplication of the run COMPLETED"
-    assert seen["driver"]
-    assert seen["executor"]
-    # The Iceberg gold table the driver and executor pods wrote, read from this machine.
-    expected = [list(r) for r in daily_revenue(sorted(batches.iterdir()))]
-    assert _gold(platform) == expected
-    assert state == "success", states
-    dashboard = _dashboard(platform)
-    if dashboard_kept:
-        assert dashboard == expected
-    else:
-        assert [row for row in dashboard if row not in expected] == []
-        touched = {row[0] for row in daily_revenue([events])}  # this batch's dates
-        assert touched <= {row[0] for row in dashboard}
+        token = _token(platform, base)
+        run_id = _trigger(base, token)
+        state, states, seen = _follow(platform, base, token, run_id)
+        for task in ("consume", "verify_staging", "spark_transform"):
+            assert all(v == "success" for (t, _), v in states.items() if t == task), states
+        assert seen["completed"], "no SparkApplication of the run COMPLETED"
+        assert seen["driver"]
+        assert seen["executor"]
+        # The Iceberg gold table the driver and executor pods wrote, read from here.
+        expected = [list(r) for r in daily_revenue(sorted(batches.iterdir()))]
+        assert _gold(platform) == expected
+        assert state == "success", states
+        dashboard = _dashboard(platform)
+        if dashboard_kept:
+            assert dashboard == expected
+        else:
+            assert [row for row in dashboard if row not in expected] == []
+            touched = {row[0] for row in daily_revenue([events])}  # this batch's dates
+            assert touched <= {row[0] for row in dashboard}
+        if rerun:
+            body = {"dry_run": False, "reset_dag_runs": True, "only_failed": False,
+                    "dag_run_id": run_id}  # fmt: skip
+            _call(base, token, "POST", f"/dags/{DAG_ID}/clearTaskInstances", body)
+            state, states, _ = _follow(platform, base, token, run_id)
+            assert state == "success", states
+            assert _gold(platform) == expected, "clearing and rerunning changed gold"
+            assert _dashboard(platform) == dashboard, "clearing and rerunning changed the dashboard"
 
 
-def _trigger_and_follow(
-    platform: ChartE2E, base: str, token: str
-) -> tuple[str, dict[tuple[str, int], str], dict[str, set[str]]]:
-    """Unpause the DAG once parsed, trigger a run, follow it to its end: (run state, task
-    instance states, the Spark driver and executor pods seen and the SparkApplications
-    COMPLETED, by kind)."""
+def _trigger(base: str, token: str) -> str:
+    """Unpause the DAG once parsed, trigger a run; its run id."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # parsed, and not stale (a stale DAG cannot run)
         try:
@@ -373,10 +382,19 @@ def _trigger_and_follow(
         time.sleep(5)
     _call(base, token, "PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
     run_id = f"node__{int(time.time())}"
-    since = _utc_now()
     _call(
         base, token, "POST", f"/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None}
     )
+    return run_id
+
+
+def _follow(
+    platform: ChartE2E, base: str, token: str, run_id: str
+) -> tuple[str, dict[tuple[str, int], str], dict[str, set[str]]]:
+    """Follow a run to its end: (run state, task instance states, the Spark driver and
+    executor pods seen and the SparkApplications created meanwhile that COMPLETED, by
+    kind)."""
+    since = _utc_now()
     started = time.monotonic()
     seen: dict[str, set[str]] = {"driver": set(), "executor": set()}
     state, last = "", ""
@@ -404,7 +422,7 @@ def _trigger_and_follow(
             "get", "sparkapplications", "-n", platform.spark_namespace, "-o", "json"
         ).stdout
     )["items"]
-    mine = [a for a in apps if not a["metadata"]["name"].startswith("node-pi-")]
+    mine = [a for a in apps if a["metadata"]["creationTimestamp"] >= since]
     seen["completed"] = {
         a["metadata"]["name"]
         for a in mine

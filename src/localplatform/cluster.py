@@ -53,6 +53,30 @@ class ClusterConfig:
     kwok_pod_cidr: str = "10.244.0.1/16"
 
 
+def kubectl(
+    kubeconfig: Path,
+    *args: str,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run the pinned kubectl with `kubeconfig` (text mode, output captured); raise
+    CalledProcessError on failure when `check`."""
+    result = subprocess.run(
+        [str(paths.tool("kubectl")), f"--kubeconfig={kubeconfig}", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise subprocess.CalledProcessError(
+            result.returncode, result.args, result.stdout, result.stderr
+        )
+    return result
+
+
 class Cluster:
     """A handle on the running local cluster: its kubeconfig and a pinned kubectl."""
 
@@ -68,19 +92,7 @@ class Cluster:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """Run the pinned kubectl against this cluster (text mode, output captured)."""
-        result = subprocess.run(
-            [str(paths.tool("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(
-                result.returncode, result.args, result.stdout, result.stderr
-            )
-        return result
+        return kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
     def wait_crds_established(self, *names: str, timeout: float = 60) -> None:
         """Wait until each CRD's Established condition is True.

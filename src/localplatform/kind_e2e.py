@@ -36,6 +36,7 @@ import yaml
 
 from localplatform import chart_e2e, host_services, paths, procs, versions
 from localplatform.chart_e2e import NAMESPACE, ChartE2E
+from localplatform.cluster import kubectl
 
 KIND_NETWORK = "kind"  # the Docker network kind puts its nodes on
 SPARK_JOBS_NAMESPACE = "spark-jobs"
@@ -75,15 +76,7 @@ class KindCluster:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(paths.tool("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
-        if check and result.returncode != 0:
-            raise subprocess.CalledProcessError(
-                result.returncode, result.args, result.stdout, result.stderr
-            )
-        return result
+        return kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
 
 def docker(*args: str, timeout: float = 60) -> str:

@@ -14,12 +14,13 @@ Services and the Secrets created here.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,6 +71,20 @@ class ChartE2E:
         self.run_dir.mkdir(parents=True, exist_ok=True)
 
     # -- what differs per target ---------------------------------------------------------
+    #: How the CLI names the target ("the real node", "kind").
+    label = ""
+
+    def up(self, extra_values: dict[str, Any] | None = None) -> dict[str, float]:
+        """Everything started and the chart installed; seconds per step."""
+        raise NotImplementedError
+
+    def down(self) -> None:
+        raise NotImplementedError
+
+    def is_up(self) -> bool:
+        """The cluster answers (its pods can be listed)."""
+        raise NotImplementedError
+
     def node_names(self) -> set[str]:
         """The nodes the chart's and Spark's pods may run on."""
         raise NotImplementedError
@@ -229,3 +244,24 @@ def port_forward(cluster: Kube, namespace: str, target: str, port: int) -> Itera
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def main(target: Callable[[], ChartE2E], prog: str, doc: str | None, argv: list[str] | None) -> int:
+    """`python -m <prog> up | down | status` for one target."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    e2e = target()
+    try:
+        if args.action == "up":
+            timings = e2e.up()
+            summary = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+            print(f"chart on {e2e.label}: {summary}")
+        elif args.action == "down":
+            e2e.down()
+        if args.action != "down" and e2e.is_up():
+            e2e.print_pods()
+    except (procs.StartupError, FileNotFoundError, subprocess.CalledProcessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -21,7 +21,6 @@ does not give the host.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
 import json
@@ -124,6 +123,7 @@ def operator_helm_args(version: str, jobs_namespace: str = SPARK_JOBS_NAMESPACE)
 
 
 class KindE2E(ChartE2E):
+    label = "kind"
     values = (paths.REPO_ROOT / "values" / "kind.yaml",)
     spark_namespace = SPARK_JOBS_NAMESPACE
 
@@ -143,6 +143,9 @@ class KindE2E(ChartE2E):
 
     def _saved_mappings(self) -> str:
         return self.mappings.read_text() if self.mappings.exists() else ""
+
+    def is_up(self) -> bool:
+        return self.cluster.kubeconfig.exists() and self.cluster.exists()
 
     def node_names(self) -> set[str]:
         out = self.cluster.kubectl("get", "nodes", "-o", "name").stdout
@@ -199,23 +202,7 @@ class KindE2E(ChartE2E):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localplatform.kind_e2e", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status"])
-    args = parser.parse_args(argv)
-    e2e = KindE2E()
-    try:
-        if args.action == "up":
-            timings = e2e.up()
-            summary = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-            print(f"chart on kind: {summary}")
-        elif args.action == "down":
-            e2e.down()
-        if args.action != "down" and e2e.cluster.kubeconfig.exists():
-            e2e.print_pods()
-    except (procs.StartupError, FileNotFoundError, subprocess.CalledProcessError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return chart_e2e.main(KindE2E, "python -m localplatform.kind_e2e", __doc__, argv)
 
 
 if __name__ == "__main__":

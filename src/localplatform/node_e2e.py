@@ -14,13 +14,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from typing import Any
 
-from localplatform import chart_e2e, paths, procs
+from localplatform import chart_e2e, paths
 from localplatform.chart_e2e import NAMESPACE, RELEASE, ChartE2E
 from localplatform.cluster import Cluster
 from localplatform.node import NODE_LABEL, NODE_TAINT, Node
@@ -37,6 +36,7 @@ def _image_id(name: str) -> str:
 
 
 class NodeE2E(ChartE2E):
+    label = "the real node"
     values = (paths.REPO_ROOT / "values" / "node.yaml",)
 
     def __init__(self) -> None:
@@ -46,6 +46,9 @@ class NodeE2E(ChartE2E):
         super().__init__(cluster, paths.RUN_DIR / "node-e2e")
         self.cluster: Cluster = cluster
         self.node = Node(cluster=cluster)
+
+    def is_up(self) -> bool:
+        return self.cluster.is_up()
 
     def node_names(self) -> set[str]:
         return {self.node.config.name}
@@ -108,23 +111,7 @@ class NodeE2E(ChartE2E):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localplatform.node_e2e", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status"])
-    args = parser.parse_args(argv)
-    e2e = NodeE2E()
-    try:
-        if args.action == "up":
-            timings = e2e.up()
-            summary = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-            print(f"chart on the real node: {summary}")
-        elif args.action == "down":
-            e2e.down()
-        if e2e.cluster.is_up():
-            e2e.print_pods()
-    except (procs.StartupError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return chart_e2e.main(NodeE2E, "python -m localplatform.node_e2e", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -110,12 +110,11 @@ def command(app: dict[str, Any], settings: SubmitSettings) -> list[str]:
             )
         if executor.get("instances"):
             conf.setdefault("spark.executor.instances", str(executor["instances"]))
-        # The spec's pod resources, mapped to the Spark conf keys the operator sets.
         for role, part in (("driver", driver), ("executor", executor)):
+            # The spec's pod resources, mapped to the Spark conf keys the operator sets.
             for field_name, key in _RESOURCE_CONF.items():
                 if part.get(field_name) not in (None, ""):
                     conf.setdefault(key.format(role=role), str(part[field_name]))
-        for role, part in (("driver", driver), ("executor", executor)):
             for key, value in (part.get("labels") or {}).items():
                 conf.setdefault(f"spark.kubernetes.{role}.label.{key}", str(value))
             # env and envSecretKeyRefs as the operator passes them: plain values and

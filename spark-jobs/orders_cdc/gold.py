@@ -1,11 +1,13 @@
 """gold.daily_revenue, exactly per the data contract, recomputed for the dates a batch touched.
 
-A date is touched when an order that counts (or counted) for it may have changed:
-- before the silver MERGE: the created_at dates of live orders whose row changes in this
-  batch, and of the orders that changed line items belonged to (an item moving away,
-  being deleted or re-priced changes its old order's date);
-- after the MERGE: the dates of the changed orders (new created_at, new status) and of the
-  orders the changed line items now belong to.
+A date is touched when an order that counts (or counted) for it may have changed: the
+created_at dates of the batch's orders and of the orders the batch's line items belong
+to, looked up in silver before the batch's MERGEs (an item moving away, being deleted or
+re-priced changes its old order's date) and after them (new created_at, new status, the
+order an item now belongs to). Every key of the batch counts, not only those whose event
+is newer than silver: a retry after a partial failure finds silver already changed, so
+the dates from before the batch's first silver commit come from the affected-dates
+record (orders_cdc.documents) that every attempt updates before it commits.
 Customers do not enter gold (the `customers` column counts distinct orders.customer_id).
 Dates come from the UTC instant (epoch arithmetic, independent of the session time zone).
 
@@ -16,6 +18,7 @@ the identity-partitioned table, so a date that no longer has a counted order los
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orders_cdc.schemas import REVENUE_STATUSES
@@ -88,14 +91,35 @@ def compute(
     )
 
 
+@dataclass(frozen=True)
+class GoldWrite:
+    rows_out: int  # rows computed for the dates
+    rows_stored: int  # rows the table holds for the dates after the write (counted there)
+    committed: bool  # False when the table already held exactly these rows
+
+
 def replace_dates(
     spark: SparkSession, orders_table: str, items_table: str, target: str, dates: list[dt.date]
-) -> int:
-    """Recompute `dates` and replace their rows in `target` in one commit; rows written."""
+) -> GoldWrite:
+    """Recompute `dates` and replace their rows in `target` in one commit.
+
+    A recompute that equals what the table holds for those dates commits nothing, so a
+    retry or a rerun of a batch that already reached gold leaves gold's history alone."""
     from pyspark.sql import functions as F
 
     if not dates:
-        return 0
+        return GoldWrite(0, 0, committed=False)
     result = compute(spark, orders_table, items_table, dates).localCheckpoint(eager=True)
-    result.writeTo(target).overwrite(F.col("date").isin(*dates))
-    return int(result.count())
+    in_dates = F.col("date").isin(*dates)
+    current = spark.table(target).where(in_dates).select(*result.columns)
+    rows_out = int(result.count())
+    same = (
+        int(current.count()) == rows_out
+        and result.exceptAll(current).isEmpty()
+        and current.exceptAll(result).isEmpty()
+    )
+    if not same:
+        result.writeTo(target).overwrite(in_dates)
+    rows_stored = int(spark.table(target).where(in_dates).count())
+    result.unpersist()
+    return GoldWrite(rows_out, rows_stored, committed=not same)

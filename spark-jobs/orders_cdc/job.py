@@ -13,12 +13,20 @@ the job only names it. Exit status 0 means every table is written and the metric
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from orders_cdc import bronze, gold, silver
+from orders_cdc.documents import (
+    RECORD_NAME,
+    read_record,
+    sibling_uri,
+    write_record,
+    write_text,
+)
 from orders_cdc.inputs import (
     OBJECT_DDL,
     S3Options,
@@ -26,9 +34,19 @@ from orders_cdc.inputs import (
     read_and_parse,
     read_manifests,
 )
-from orders_cdc.metrics import METRICS_FORMAT, InvariantError, check_invariants, write_metrics
 from orders_cdc.schemas import REASONS, TABLES, TOPIC_TABLES, parsed_ddl
 from orders_cdc.tables import Tables, ensure_tables
+from orders_contract.metrics import (
+    KINDS,
+    GoldCounts,
+    InvariantError,
+    JobMetrics,
+    SilverCounts,
+    StoredCounts,
+    TopicCounts,
+    Totals,
+    check_invariants,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -44,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="s3:// URI of a topic's _manifest.json (repeat per topic; none = empty batch)",
     )
     parser.add_argument("--metrics-uri", required=True, help="s3://bucket/key or a local path")
+    parser.add_argument(
+        "--dates-record-uri",
+        default=None,
+        help="where the batch's affected dates are kept across attempts "
+        f"(default: {RECORD_NAME} beside --metrics-uri)",
+    )
     parser.add_argument("--catalog", default="lakehouse")
     parser.add_argument("--bronze-namespace", default="bronze")
     parser.add_argument("--silver-namespace", default="silver")
@@ -96,6 +120,64 @@ def apply_catalog_credentials(spark: SparkSession, catalog: str) -> None:
             spark.conf.set(key, value)
 
 
+class _Steps:
+    """Wall time per step of the job (kept in the metrics document)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def done(self, step: str) -> None:
+        now = time.monotonic()
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + now - self._last, 3)
+        self._last = now
+
+
+def _topic_counts(frame: DataFrame, staged: StagedTopic | None, table: str) -> TopicCounts:
+    from pyspark.sql import functions as F
+
+    rows = frame.groupBy("kind", "reason").count().collect()
+    by_kind = dict.fromkeys(KINDS, 0)
+    unclassified = 0
+    by_reason: dict[str, int] = {}
+    for row in rows:
+        if row["kind"] in by_kind:
+            by_kind[row["kind"]] += row["count"]
+        else:
+            unclassified += row["count"]
+        if row["kind"] == "quarantine":
+            by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
+    read = int(frame.agg(F.count(F.lit(1))).first()[0])
+    return TopicCounts(
+        table=table,
+        manifest=staged.manifest_uri if staged else None,
+        manifest_rows=staged.rows if staged else 0,
+        objects=len(staged.objects) if staged else 0,
+        read=read,
+        events=by_kind["event"],
+        quarantined=by_kind["quarantine"],
+        tombstones=by_kind["tombstone"],
+        unclassified=unclassified,
+        quarantined_by_reason=dict(sorted(by_reason.items())),
+    )
+
+
+def _dates_of_batch(
+    spark: SparkSession, tables: Tables, results: dict[str, silver.SilverResult]
+) -> set[dt.date]:
+    """The dates (in silver as it is now) of the batch's orders and of the orders the
+    batch's line items belong to."""
+    from pyspark.sql import functions as F
+
+    item_orders = (
+        gold.live(spark, tables.silver("line_items"))
+        .join(results["line_items"].latest.select("id"), "id", "left_semi")
+        .select(F.col("order_id").alias("id"))
+    )
+    order_ids = results["orders"].latest.select("id").union(item_orders)
+    return gold.order_dates(spark, tables.silver("orders"), order_ids)
+
+
 def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     """Process one batch; returns the metrics document (also written to --metrics-uri)."""
     from pyspark.sql import functions as F
@@ -103,47 +185,34 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     started = time.monotonic()
     started_at = dt.datetime.now(dt.UTC)
+    steps = _Steps()
     apply_catalog_credentials(spark, args.catalog)
     conf = dict(spark.sparkContext.getConf().getAll())
     if not spark.conf.get(f"spark.sql.catalog.{args.catalog}", None):
         raise SystemExit(f"catalog {args.catalog!r} is not configured (spark.sql.catalog.*)")
     s3 = S3Options.from_catalog_conf(conf, args.catalog)
     tables = Tables(args.catalog, args.bronze_namespace, args.silver_namespace, args.gold_namespace)
+    record_uri = args.dates_record_uri or sibling_uri(args.metrics_uri, RECORD_NAME)
 
     staged = {t.table: t for t in read_manifests(s3.client(), args.manifest, args.batch_id)}
     ensure_tables(spark, tables)
+    steps.done("manifests_and_tables")
 
-    topics: dict[str, dict[str, Any]] = {}
-    table_metrics: dict[str, dict[str, Any]] = {}
+    topics: dict[str, TopicCounts] = {}
     parsed: dict[str, DataFrame] = {}
-    quarantined_by_reason = dict.fromkeys(REASONS, 0)
     for topic, table in TOPIC_TABLES.items():
         parsed[table] = _parsed_topic(spark, staged.get(table), table, s3)
-        counts = parsed[table].groupBy("kind", "reason").count().collect()
-        by_kind = {"event": 0, "tombstone": 0, "quarantine": 0}
-        by_reason: dict[str, int] = {}
-        for row in counts:
-            by_kind[row["kind"]] += row["count"]
-            if row["kind"] == "quarantine":
-                by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
-                quarantined_by_reason[row["reason"]] += row["count"]
-        st = staged.get(table)
-        topics[topic] = {
-            "table": table,
-            "manifest": st.manifest_uri if st else None,
-            "manifest_rows": st.rows if st else 0,
-            "objects": len(st.objects) if st else 0,
-            "read": sum(by_kind.values()),
-            "events": by_kind["event"],
-            "quarantined": by_kind["quarantine"],
-            "tombstones": by_kind["tombstone"],
-            "quarantined_by_reason": dict(sorted(by_reason.items())),
-        }
+        topics[topic] = _topic_counts(parsed[table], staged.get(table), table)
+    steps.done("read_and_parse")
 
     # Bronze and the quarantine (insert-only MERGE on Kafka coordinates).
+    def short(name: str) -> str:
+        return name.split(".", 1)[1]
+
+    bronze_counts: dict[str, StoredCounts] = {}
     quarantine_source = None
     for topic, table in TOPIC_TABLES.items():
-        events = topics[topic]["events"]
+        events = topics[topic].events
         stored = bronze.write(
             spark,
             bronze.bronze_rows(parsed[table], args.batch_id),
@@ -151,24 +220,20 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
             events,
             args.batch_id,
         )
-        table_metrics[f"{args.bronze_namespace}.{table}_raw"] = {
-            "rows_in": events,
-            "stored_for_batch": stored,
-        }
+        bronze_counts[short(tables.bronze(table))] = StoredCounts(events, stored)
         rows = bronze.quarantine_rows(parsed[table], args.batch_id)
         quarantine_source = rows if quarantine_source is None else quarantine_source.union(rows)
     assert quarantine_source is not None
-    quarantined = sum(t["quarantined"] for t in topics.values())
-    table_metrics[f"{args.silver_namespace}.quarantine"] = {
-        "rows_in": quarantined,
-        "stored_for_batch": bronze.write(
-            spark, quarantine_source, tables.quarantine, quarantined, args.batch_id
-        ),
-        "by_reason": {k: v for k, v in quarantined_by_reason.items() if v},
-    }
+    quarantined = sum(t.quarantined for t in topics.values())
+    quarantine_counts = StoredCounts(
+        quarantined,
+        bronze.write(spark, quarantine_source, tables.quarantine, quarantined, args.batch_id),
+    )
+    steps.done("bronze_and_quarantine")
 
-    # Silver: effective changes first (against the tables as they were), then the dates
-    # those changes move orders out of, then the MERGEs, then the dates they move into.
+    # Silver. The dates the batch affects are taken before the first MERGE, added to the
+    # batch's record (which keeps them for any later attempt: after a partial failure
+    # silver no longer shows them), then again after the MERGEs.
     results = {
         table: silver.merge(
             spark,
@@ -179,68 +244,91 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
         )
         for table in TABLES
     }
-    orders_t, items_t = tables.silver("orders"), tables.silver("line_items")
-    changed_orders = results["orders"].effective.select("id")
-    changed_items = results["line_items"].effective
-    old_item_orders = (
-        gold.live(spark, items_t)
-        .join(changed_items.select("id"), "id", "left_semi")
-        .select(F.col("order_id").alias("id"))
-    )
-    dates_before = gold.order_dates(spark, orders_t, changed_orders.union(old_item_orders))
+    dates_before = _dates_of_batch(spark, tables, results)
+    recorded = read_record(record_uri, args.batch_id, s3)
+    if not dates_before <= recorded:
+        write_record(record_uri, args.batch_id, recorded | dates_before, s3)
+    steps.done("silver_prepare")
+    silver_counts: dict[str, SilverCounts] = {}
     for table in TABLES:
         silver.apply(spark, results[table], tables.silver(table))
-        table_metrics[f"{args.silver_namespace}.{table}_clean"] = {
-            "rows_in": results[table].events_in,
-            "rows_out": results[table].upserts + results[table].deletes,
-            **results[table].as_metrics(),
-        }
-    new_item_orders = changed_items.where(~F.col("is_deleted")).select(
-        F.col("order_id").alias("id")
+    steps.done("silver_merge")
+    for table in TABLES:
+        result = results[table]
+        applied = silver.applied(spark, result, tables.silver(table), args.batch_id)
+        silver_counts[short(tables.silver(table))] = SilverCounts(
+            events_in=result.events_in,
+            keys_in=result.keys_in,
+            superseded_in_batch=result.superseded_in_batch,
+            merged_this_attempt=result.merged,
+            upserts_applied=applied.upserts,
+            deletes_applied=applied.deletes,
+            stale_or_duplicate=applied.stale_or_duplicate,
+            missing=applied.missing,
+        )
+    dates_after = _dates_of_batch(spark, tables, results)
+    touched = sorted(recorded | dates_before | dates_after)
+    steps.done("silver_check")
+
+    written = gold.replace_dates(
+        spark, tables.silver("orders"), tables.silver("line_items"), tables.daily_revenue, touched
     )
-    dates_after = gold.order_dates(spark, orders_t, changed_orders.union(new_item_orders))
-    touched = sorted(dates_before | dates_after)
+    steps.done("gold")
 
-    gold_rows = gold.replace_dates(spark, orders_t, items_t, tables.daily_revenue, touched)
-    table_metrics[f"{args.gold_namespace}.daily_revenue"] = {
-        "touched_dates": len(touched),
-        "rows_out": gold_rows,
-        "dates_without_rows": len(touched) - gold_rows,
-    }
-
-    totals = {
-        "events_in": sum(t["read"] for t in topics.values()),
-        "bronze": sum(t["events"] for t in topics.values()),
-        "quarantined": quarantined,
-        "tombstones": sum(t["tombstones"] for t in topics.values()),
-    }
-    metrics: dict[str, Any] = {
-        "format": METRICS_FORMAT,
-        "batch_id": args.batch_id,
-        "catalog": args.catalog,
-        "tables_written": tables.all(),
-        "manifests": list(args.manifest),
-        "topics": topics,
-        "tables": table_metrics,
-        "totals": totals,
-        "quarantined_by_reason": {k: v for k, v in quarantined_by_reason.items() if v},
-        "tombstones_skipped": totals["tombstones"],
-        "touched_dates": [d.isoformat() for d in touched],
-        "started_at": started_at.isoformat(),
-    }
+    metrics = JobMetrics(
+        batch_id=args.batch_id,
+        catalog=args.catalog,
+        manifests=list(args.manifest),
+        tables_written=tables.all(),
+        topics=topics,
+        bronze=bronze_counts,
+        quarantine_table=short(tables.quarantine),
+        quarantine=quarantine_counts,
+        quarantined_by_reason={
+            reason: n
+            for reason in REASONS
+            if (n := sum(t.quarantined_by_reason.get(reason, 0) for t in topics.values()))
+        },
+        silver=silver_counts,
+        gold_table=short(tables.daily_revenue),
+        gold=GoldCounts(
+            touched_dates=len(touched),
+            rows_out=written.rows_out,
+            rows_stored=written.rows_stored,
+            committed=written.committed,
+        ),
+        totals=Totals(
+            events_in=sum(t.read for t in topics.values()),
+            bronze=sum(b.stored_for_batch for b in bronze_counts.values()),
+            quarantined=quarantine_counts.stored_for_batch,
+            tombstones=sum(t.tombstones for t in topics.values()),
+        ),
+        touched_dates=[d.isoformat() for d in touched],
+        dates_from_record=len(recorded - dates_before - dates_after),
+        started_at=started_at.isoformat(),
+        finished_at="",
+        duration_seconds=0.0,
+        step_seconds=steps.seconds,
+        violations=[],
+        status="running",
+    )
     violations = check_invariants(metrics)
-    metrics["invariants"] = {"ok": not violations, "violations": violations}
-    metrics["status"] = "succeeded" if not violations else "failed"
-    metrics["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
-    metrics["duration_seconds"] = round(time.monotonic() - started, 3)
-    write_metrics(metrics, args.metrics_uri, s3)
+    metrics = dataclasses.replace(
+        metrics,
+        violations=violations,
+        status="failed" if violations else "succeeded",
+        finished_at=dt.datetime.now(dt.UTC).isoformat(),
+        duration_seconds=round(time.monotonic() - started, 3),
+    )
+    write_text(args.metrics_uri, metrics.to_json(), s3)
     for result in results.values():
         result.effective.unpersist()
+        result.latest.unpersist()
     for frame in parsed.values():
         frame.unpersist()
     if violations:
         raise InvariantError("; ".join(violations))
-    return metrics
+    return metrics.to_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
     print(
         f"orders_cdc batch {metrics['batch_id']}: {metrics['totals']} "
-        f"touched_dates={len(metrics['touched_dates'])} in {metrics['duration_seconds']} s"
+        f"touched_dates={len(metrics['touched_dates'])} "
+        f"(from the record only: {metrics['dates_from_record']}) in {metrics['duration_seconds']} s"
     )
     return 0

@@ -16,6 +16,9 @@ Per batch and table:
 3. MERGE INTO ... ON id WHEN MATCHED AND s.lsn > t.lsn UPDATE SET * WHEN NOT MATCHED INSERT *
    (the lsn guard is repeated so a concurrent writer cannot be overwritten by older data).
    Nothing effective: no MERGE, no snapshot (a rerun leaves silver untouched).
+4. after the MERGE every key of the batch is looked up again (`applied`): silver holds this
+   batch's event, a newer one (or the same lsn from another batch), or an older state,
+   which would be a lost event. The job's invariants check these counts add up.
 """
 
 from __future__ import annotations
@@ -31,31 +34,22 @@ if TYPE_CHECKING:
 
 @dataclass
 class SilverResult:
-    effective: DataFrame  # the rows merged (silver columns), materialised
+    latest: DataFrame  # the batch's newest event per key (silver columns)
+    effective: DataFrame  # those newer than silver's row: what the MERGE writes, materialised
     events_in: int
     keys_in: int
-    upserts: int
-    deletes: int
+    superseded_in_batch: int
+    merged: int
 
-    @property
-    def stale_or_duplicate(self) -> int:
-        """Keys whose newest event in the batch was not newer than silver's."""
-        return self.keys_in - self.upserts - self.deletes
 
-    @property
-    def superseded_in_batch(self) -> int:
-        """Events that lost to a newer (or equal-lsn earlier) event of the same key."""
-        return self.events_in - self.keys_in
+@dataclass(frozen=True)
+class Applied:
+    """Every key of the batch, looked up in silver after the MERGE."""
 
-    def as_metrics(self) -> dict[str, int]:
-        return {
-            "events_in": self.events_in,
-            "keys_in": self.keys_in,
-            "superseded_in_batch": self.superseded_in_batch,
-            "stale_or_duplicate": self.stale_or_duplicate,
-            "upserts_applied": self.upserts,
-            "deletes_applied": self.deletes,
-        }
+    upserts: int  # the table holds this batch's event, live
+    deletes: int  # the table holds this batch's delete
+    stale_or_duplicate: int  # a newer event, or the same lsn from another batch
+    missing: int  # an older state or no row: the batch's event was lost
 
 
 def _typed(table: str, name: str, kind: str) -> Column:
@@ -102,32 +96,33 @@ def merge(
     order = Window.partitionBy("id").orderBy(
         F.col("lsn").desc(), F.col("partition").asc(), F.col("offset").asc()
     )
-    latest = source.withColumn("_rank", F.row_number().over(order)).where("_rank = 1")
+    ranked = source.withColumn("_rank", F.row_number().over(order))
+    columns = list(spark.table(target).columns)
+    latest = ranked.where("_rank = 1").select(*columns).localCheckpoint(eager=True)
     stored = spark.table(target).select("id", F.col("lsn").alias("_stored_lsn"))
-    columns = [c for c in spark.table(target).columns]
     effective = (
         latest.join(stored, "id", "left")
         .where(F.col("_stored_lsn").isNull() | (F.col("lsn") > F.col("_stored_lsn")))
         .select(*columns)
         .localCheckpoint(eager=True)
     )
-    counts = source.agg(F.count("*").alias("events"), F.countDistinct("id").alias("keys")).first()
-    applied = {
-        row["is_deleted"]: row["n"]
-        for row in effective.groupBy("is_deleted").agg(F.count("*").alias("n")).collect()
-    }
-    result = SilverResult(
+    counts = ranked.agg(
+        F.count("*").alias("events"),
+        F.countDistinct("id").alias("keys"),
+        F.sum((F.col("_rank") > 1).cast("int")).alias("superseded"),
+    ).first()
+    return SilverResult(
+        latest=latest,
         effective=effective,
         events_in=int(counts["events"]),
         keys_in=int(counts["keys"]),
-        upserts=int(applied.get(False, 0)),
-        deletes=int(applied.get(True, 0)),
+        superseded_in_batch=int(counts["superseded"] or 0),
+        merged=int(effective.count()),
     )
-    return result
 
 
 def apply(spark: SparkSession, result: SilverResult, target: str) -> None:
-    if result.upserts + result.deletes == 0:
+    if result.merged == 0:
         return
     view = "orders_cdc_silver_source"
     result.effective.createOrReplaceTempView(view)
@@ -137,3 +132,38 @@ def apply(spark: SparkSession, result: SilverResult, target: str) -> None:
         "WHEN NOT MATCHED THEN INSERT *"
     )
     spark.catalog.dropTempView(view)
+
+
+def applied(spark: SparkSession, result: SilverResult, target: str, batch_id: str) -> Applied:
+    """Classify every key of the batch by what silver holds for it now (after the MERGE,
+    and after any earlier attempt's): counted from the table, not from what was sent."""
+    from pyspark.sql import functions as F
+
+    stored = spark.table(target).select(
+        "id",
+        F.col("lsn").alias("_s_lsn"),
+        F.col("batch_id").alias("_s_batch"),
+        F.col("is_deleted").alias("_s_deleted"),
+    )
+    verdict = (
+        F.when(F.col("_s_lsn").isNull() | (F.col("_s_lsn") < F.col("lsn")), "missing")
+        .when(
+            (F.col("_s_lsn") == F.col("lsn")) & (F.col("_s_batch") == batch_id),
+            F.when(F.col("_s_deleted"), "delete").otherwise("upsert"),
+        )
+        .otherwise("stale")
+    )
+    rows = (
+        result.latest.select("id", "lsn")
+        .join(stored, "id", "left")
+        .groupBy(verdict.alias("verdict"))
+        .count()
+        .collect()
+    )
+    by = {row["verdict"]: int(row["count"]) for row in rows}
+    return Applied(
+        upserts=by.get("upsert", 0),
+        deletes=by.get("delete", 0),
+        stale_or_duplicate=by.get("stale", 0),
+        missing=by.get("missing", 0),
+    )

@@ -37,6 +37,7 @@ from localplatform import cdc_events, paths, procs
 from localplatform.airflow_local import AirflowLocalConfig, LocalAirflow
 from localplatform.cluster import Cluster
 from localplatform.services import LocalServices
+from orders_contract.metrics import JobMetrics
 from orders_etl.catalog import pyiceberg_properties
 
 RELEASE = "orders-etl"
@@ -425,13 +426,13 @@ class Demo:
             writer.writerows(rows)
         return len(rows)
 
-    def metrics(self, run_id: str) -> dict[str, Any]:
+    def metrics(self, run_id: str) -> JobMetrics:
+        """The Spark job's metrics document of a run (from the staging bucket)."""
         from orders_etl.staging import batch_id_for_run
 
-        key = f"cdc/batch={batch_id_for_run(run_id)}/_metrics.json"
+        key = f"cdc/batch={batch_id_for_run(DAG_ID, run_id)}/_metrics.json"
         body = self.services.s3.client().get_object(Bucket="staging", Key=key)["Body"].read()
-        result: dict[str, Any] = json.loads(body)
-        return result
+        return JobMetrics.from_json(body)
 
 
 def _summary(demo: Demo, result: RunResult, published: dict[str, int], csv_path: Path) -> str:
@@ -441,15 +442,11 @@ def _summary(demo: Demo, result: RunResult, published: dict[str, int], csv_path:
         m = demo.metrics(result.run_id)
         lines.append(
             "rows per table: "
-            + ", ".join(
-                f"{k}={v.get('rows_out', v.get('stored_for_batch'))}"
-                for k, v in sorted(m["tables"].items())
-            )
+            + ", ".join(f"{k}={v}" for k, v in sorted(m.rows_per_table().items()))
         )
         lines.append(
-            f"quarantined: {m['totals']['quarantined']} "
-            f"{m.get('quarantined_by_reason', {})}; tombstones: "
-            f"{m['totals']['tombstones']}"
+            f"quarantined: {m.totals.quarantined} {m.quarantined_by_reason}; tombstones: "
+            f"{m.totals.tombstones}; touched dates: {len(m.touched_dates)}"
         )
     rows = demo.dashboard_rows()
     lines.append(f"ClickHouse dashboards.daily_revenue: {len(rows)} rows")

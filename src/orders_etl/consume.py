@@ -3,6 +3,7 @@
 Which offsets a batch owns is decided once and recorded in a ledger on S3:
 
     <prefix>/_ledger/topic=<topic>/<seq:012d>.json   {"seq", "batch_id", "ranges"}
+    <prefix>/_ledger/head/topic=<topic>.json         {"seq"}: where the tail starts
 
 A batch claims the next sequence number with a conditional put (If-None-Match: *): its
 ranges start where the previous claim ended and end at the high watermarks taken at
@@ -13,6 +14,13 @@ the ledger's tail if it died between the two writes) and reads exactly the same
 offsets again. Objects are written before the manifest; the manifest is written last
 and makes the batch visible (see orders_etl.staging). Once a manifest exists the topic
 is not read again: its objects are checked against it instead.
+
+The ledger is read in bounded time however long the pipeline has run (`OffsetLedger`):
+the head object names a recent sequence number, and only the keys from there on are
+listed (ListObjectsV2 StartAfter). The head is a hint, written after each claim: a stale
+one (two runs racing, one writing an older number last) only lengthens that listing by
+the claims since, and the conditional put on the sequence key stays the only arbiter.
+A ledger without a head (written before it existed) is listed whole once.
 
 The first claim of a topic starts at the consumer group's committed offsets, or at the
 beginning of each partition; the group's offsets are committed after every manifest so
@@ -64,12 +72,40 @@ _TRANSIENT_BROKER_ERRORS = frozenset(
 
 #: How many ledger entries a retry scans backwards for its own claim.
 LEDGER_SCAN_LIMIT = 200
+#: How far the newest claim may be past the head before a reader moves the head up.
+LEDGER_HEAD_LAG = 50
 #: Messages buffered before a row group is flushed to the Parquet file.
 ROW_GROUP_ROWS = 100_000
 
 
 class StagingError(RuntimeError):
     """Staging cannot proceed: the message says what is wrong and what to do."""
+
+
+def _get_text(s3: Any, bucket: str, key: str) -> str | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+    return str(body.read().decode())
+
+
+def _put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:
+    try:
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] in (
+            "PreconditionFailed",
+            "412",
+            "ConditionalRequestConflict",
+        ):
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)
@@ -98,6 +134,81 @@ class Claim:
         )
 
 
+class OffsetLedger:
+    """The claims of every topic, read from a known key instead of listed whole."""
+
+    def __init__(self, s3: Any, location: StagingLocation) -> None:
+        self._s3 = s3
+        self._location = location
+
+    # -- keys ---------------------------------------------------------------------------
+    def prefix(self, topic: str) -> str:
+        return f"{self._location.prefix}/_ledger/topic={topic}/"
+
+    def key(self, topic: str, seq: int) -> str:
+        return f"{self.prefix(topic)}{seq:012d}.json"
+
+    def head_key(self, topic: str) -> str:
+        return f"{self._location.prefix}/_ledger/head/topic={topic}.json"
+
+    # -- reading ------------------------------------------------------------------------
+    def head(self, topic: str) -> int | None:
+        text = _get_text(self._s3, self._location.bucket, self.head_key(topic))
+        return None if text is None else int(json.loads(text)["seq"])
+
+    def keys_from(self, topic: str, seq: int | None) -> list[str]:
+        """Claim keys with a sequence number >= seq (all of them when seq is None)."""
+        kwargs: dict[str, Any] = {"Bucket": self._location.bucket, "Prefix": self.prefix(topic)}
+        if seq is not None and seq > 0:
+            kwargs["StartAfter"] = self.key(topic, seq - 1)
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def read(self, key: str) -> Claim | None:
+        text = _get_text(self._s3, self._location.bucket, key)
+        return None if text is None else Claim.from_json(text)
+
+    def last(self, topic: str) -> Claim | None:
+        """The topic's newest claim (None for a topic never claimed)."""
+        head = self.head(topic)
+        keys = self.keys_from(topic, head)
+        if not keys and head is not None:  # a head past the tail: the ledger was cut
+            keys = self.keys_from(topic, None)
+        if not keys:
+            return None
+        last = self.read(keys[-1])
+        if last is not None and (head is None or last.seq - head > LEDGER_HEAD_LAG):
+            self.advance_head(topic, last.seq)
+        return last
+
+    def recent(self, topic: str, count: int) -> list[Claim]:
+        """Up to `count` of the newest claims, newest last."""
+        head = self.head(topic)
+        start = None if head is None else max(0, head - count)
+        claims = [c for k in self.keys_from(topic, start) if (c := self.read(k)) is not None]
+        return claims[-count:]
+
+    # -- writing ------------------------------------------------------------------------
+    def try_claim(self, claim: Claim, topic: str) -> bool:
+        """Write `claim` if its sequence number is free (If-None-Match); True if it won."""
+        won = _put_if_absent(
+            self._s3, self._location.bucket, self.key(topic, claim.seq), claim.to_json().encode()
+        )
+        if won:
+            self.advance_head(topic, claim.seq)
+        return won
+
+    def advance_head(self, topic: str, seq: int) -> None:
+        self._s3.put_object(
+            Bucket=self._location.bucket,
+            Key=self.head_key(topic),
+            Body=json.dumps({"seq": seq}).encode(),
+            ContentType="application/json",
+        )
+
+
 class TopicStager:
     """Stages one topic for one batch. `consumer_factory` returns an unsubscribed Consumer."""
 
@@ -114,6 +225,7 @@ class TopicStager:
         self._location = location
         self._group_id = group_id
         self._timeout = timeout
+        self.ledger = OffsetLedger(s3, location)
 
     # -- entry point ----------------------------------------------------------------------
     def stage(self, batch_id: str, topic: str) -> Manifest:
@@ -152,30 +264,19 @@ class TopicStager:
         return manifest
 
     # -- the ledger -----------------------------------------------------------------------
-    def _ledger_prefix(self, topic: str) -> str:
-        return f"{self._location.prefix}/_ledger/topic={topic}/"
-
     def _claim_pointer_key(self, batch_id: str, topic: str) -> str:
         return f"{self._location.topic_prefix(batch_id, topic)}/_claim.json"
-
-    def _ledger_keys(self, topic: str) -> list[str]:
-        keys: list[str] = []
-        paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(
-            Bucket=self._location.bucket, Prefix=self._ledger_prefix(topic)
-        ):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return sorted(keys)
 
     def _find_claim(self, batch_id: str, topic: str) -> Claim | None:
         pointer = self._get_text(self._claim_pointer_key(batch_id, topic))
         if pointer is not None:
             return Claim.from_json(pointer)
-        for key in reversed(self._ledger_keys(topic)[-LEDGER_SCAN_LIMIT:]):
-            text = self._get_text(key)
-            if text is not None and (claim := Claim.from_json(text)).batch_id == batch_id:
+        for claim in reversed(self.ledger.recent(topic, LEDGER_SCAN_LIMIT)):
+            if claim.batch_id == batch_id:
                 self._put(
-                    self._claim_pointer_key(batch_id, topic), text.encode(), "application/json"
+                    self._claim_pointer_key(batch_id, topic),
+                    claim.to_json().encode(),
+                    "application/json",
                 )
                 return claim
         return None
@@ -183,11 +284,8 @@ class TopicStager:
     def _claim(self, consumer: Consumer, batch_id: str, topic: str) -> Claim:
         high = self._high_watermarks(consumer, topic)
         while True:
-            keys = self._ledger_keys(topic)
-            if keys:
-                last_text = self._get_text(keys[-1])
-                assert last_text is not None
-                last = Claim.from_json(last_text)
+            last = self.ledger.last(topic)
+            if last is not None:
                 seq = last.seq + 1
                 starts = {p: r[1] for p, r in last.ranges.items()}
             else:
@@ -198,8 +296,7 @@ class TopicStager:
                 start = starts.get(partition, self._low_watermark(consumer, topic, partition))
                 ranges[partition] = (start, max(start, hw))
             claim = Claim(seq, batch_id, ranges)
-            key = f"{self._ledger_prefix(topic)}{seq:012d}.json"
-            if self._put_if_absent(key, claim.to_json().encode()):
+            if self.ledger.try_claim(claim, topic):
                 self._put(
                     self._claim_pointer_key(batch_id, topic),
                     claim.to_json().encode(),
@@ -361,37 +458,12 @@ class TopicStager:
 
     # -- S3 -----------------------------------------------------------------------------
     def _get_text(self, key: str) -> str | None:
-        try:
-            body = self._s3.get_object(Bucket=self._location.bucket, Key=key)["Body"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
-        return str(body.read().decode())
+        return _get_text(self._s3, self._location.bucket, key)
 
     def _put(self, key: str, body: bytes, content_type: str) -> None:
         self._s3.put_object(
             Bucket=self._location.bucket, Key=key, Body=body, ContentType=content_type
         )
-
-    def _put_if_absent(self, key: str, body: bytes) -> bool:
-        try:
-            self._s3.put_object(
-                Bucket=self._location.bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] in (
-                "PreconditionFailed",
-                "412",
-                "ConditionalRequestConflict",
-            ):
-                return False
-            raise
-        return True
 
     def _verify_objects(self, manifest: Manifest) -> None:
         for part in manifest.partitions:

@@ -17,6 +17,7 @@ from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowSkipException
 
+from orders_contract.metrics import JobMetrics
 from orders_etl import assets
 from orders_etl.alerting.deadline import post_deadline_missed
 from orders_etl.config import PipelineConfig, load_config
@@ -58,22 +59,20 @@ def run_figures(
     clickhouse_table: str,
 ) -> RunFigures:
     """The run's figures, each taken from the task that measured it."""
+    job = JobMetrics.from_dict(metrics)
     return RunFigures(
         dag_id=dag_id,
         run_id=run_id,
         events_per_topic=batch["rows_per_topic"],
-        rows_per_table={
-            name: int(t.get("rows_out", t.get("stored_for_batch", 0)))
-            for name, t in metrics["tables"].items()
-        },
-        quarantined=int(metrics["totals"]["quarantined"]),
-        tombstones=int(metrics["totals"]["tombstones"]),
+        rows_per_table=job.rows_per_table(),
+        quarantined=job.totals.quarantined,
+        tombstones=job.totals.tombstones,
         clickhouse_rows=int(loaded["rows_written"]),
-        touched_dates=list(metrics["touched_dates"]),
+        touched_dates=list(job.touched_dates),
         clickhouse_table=clickhouse_table,
         partitions_replaced=int(loaded["partitions_replaced"]),
         partitions_dropped=int(loaded["partitions_dropped"]),
-        duration_seconds=float(metrics["duration_seconds"]),
+        duration_seconds=job.duration_seconds,
     )
 
 

@@ -18,6 +18,7 @@ names, with the row count and sha256 it names.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -51,12 +52,19 @@ def parquet_schema() -> pa.Schema:
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-def batch_id_for_run(run_id: str) -> str:
-    """A deterministic, path-safe batch id for an Airflow run id (same run -> same id)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_.-")
-    if not _BATCH_ID.match(cleaned):
-        raise ValueError(f"cannot derive a batch id from run id {run_id!r}")
-    return cleaned
+def batch_id_for_run(dag_id: str, run_id: str) -> str:
+    """The batch id of an Airflow run: deterministic (a retry or a cleared rerun of the run
+    gets the same id, so the same claim and offsets), path-safe, and distinct for distinct
+    (dag_id, run_id) pairs: the readable part is cleaned and may collide ("a:b" and "a_b"),
+    the 16-hex-digit digest of the exact pair does not."""
+    if not dag_id or not run_id:
+        raise ValueError("a batch id needs both a dag id and a run id")
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dag_id}.{run_id}").strip("_.-")
+    digest = hashlib.sha256(f"{dag_id}\0{run_id}".encode()).hexdigest()[:16]
+    batch_id = f"{readable[:100].rstrip('_.-')}-{digest}" if readable else digest
+    if not _BATCH_ID.match(batch_id):
+        raise ValueError(f"cannot derive a batch id from run {dag_id}/{run_id!r}")
+    return batch_id
 
 
 @dataclass(frozen=True)

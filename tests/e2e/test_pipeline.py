@@ -64,11 +64,11 @@ def test_batches_rerun_and_increments_match_an_independent_computation(
     expected1 = daily_revenue([batch1])
     assert demo.dashboard_rows() == expected1
     metrics = demo.metrics("e2e__batch1")
-    totals = metrics["totals"]
-    assert totals["events_in"] == sum(published.values())
-    assert totals["events_in"] == totals["bronze"] + totals["quarantined"] + totals["tombstones"]
-    assert totals["quarantined"] == 4  # the generator's four malformed messages
-    assert metrics["invariants"]["ok"]
+    totals = metrics.totals
+    assert totals.events_in == sum(published.values())
+    assert totals.events_in == totals.bronze + totals.quarantined + totals.tombstones
+    assert totals.quarantined == 4  # the generator's four malformed messages
+    assert (metrics.status, metrics.violations) == ("succeeded", [])
 
     demo.clear("e2e__batch1")  # the same run again: same batch id, same offsets
     run(demo, "e2e__batch1", trigger=False)

@@ -172,3 +172,94 @@ def test_unknown_topic_fails_clearly(
 ) -> None:
     with pytest.raises(StagingError, match="is not available on the broker"):
         stager(data_services, location).stage("run-1", "no-such-topic")
+
+
+class CountingS3:
+    """The real S3 client, counting the claim keys its listings return."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.listed = 0
+
+    def get_paginator(self, name: str) -> Any:
+        paginator = self._client.get_paginator(name)
+        outer = self
+
+        class Counting:
+            def paginate(self, **kwargs: Any) -> Any:
+                for page in paginator.paginate(**kwargs):
+                    outer.listed += len(page.get("Contents", []))
+                    yield page
+
+        return Counting()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def _seed_ledger(s3: Any, location: StagingLocation, topic: str, claims: int) -> None:
+    """`claims` earlier contiguous claims of one partition, written as the ledger has them."""
+    from orders_etl.consume import Claim, OffsetLedger
+
+    ledger = OffsetLedger(s3, location)
+    for seq in range(claims):
+        body = Claim(seq, f"old-{seq}", {0: (seq * 10, seq * 10 + 10)}).to_json().encode()
+        s3.put_object(Bucket=location.bucket, Key=ledger.key(topic, seq), Body=body)
+
+
+def test_a_claim_reads_the_ledger_from_its_head_not_whole(
+    data_services: LocalServices, topic: str, location: StagingLocation
+) -> None:
+    """Each claim used to list the topic's whole ledger (one object per run). With a head,
+    a claim after 300 earlier ones lists a handful of keys, continues the ranges exactly,
+    and a retry finds its claim the same way."""
+    from orders_etl.consume import OffsetLedger
+
+    s3 = data_services.s3.client()
+    _seed_ledger(s3, location, topic, 300)
+    ledger = OffsetLedger(s3, location)
+    # A ledger from before the head existed is listed whole once; the head is then written.
+    assert ledger.last(topic).seq == 299  # type: ignore[union-attr]
+    assert ledger.head(topic) == 299
+
+    counting = CountingS3(s3)
+    assert OffsetLedger(counting, location).last(topic).seq == 299  # type: ignore[union-attr]
+    assert counting.listed <= 2, f"listed {counting.listed} keys to find the newest claim"
+
+    counting = CountingS3(s3)
+    fresh = stager(data_services, location, s3=counting)
+    consumer = fresh._consumer_factory()
+    try:
+        claim = fresh._claim(consumer, "new-batch", topic)
+    finally:
+        consumer.close()
+    assert claim.seq == 300
+    assert claim.ranges[0] == (3000, 3000), "the new claim starts where claim 299 ended"
+    assert counting.listed <= 2
+    assert OffsetLedger(s3, location).head(topic) == 300
+
+    s3.delete_object(
+        Bucket=location.bucket, Key=fresh._claim_pointer_key("old-250", topic)
+    )  # no pointer: the retry of batch old-250 scans the ledger's tail from the head
+    counting = CountingS3(s3)
+    found = stager(data_services, location, s3=counting)._find_claim("old-250", topic)
+    assert found is not None
+    assert found.seq == 250
+    assert counting.listed <= 202
+
+
+def test_a_stale_or_missing_head_still_gives_the_newest_claim(
+    data_services: LocalServices, topic: str, location: StagingLocation
+) -> None:
+    from orders_etl.consume import OffsetLedger
+
+    s3 = data_services.s3.client()
+    _seed_ledger(s3, location, topic, 20)
+    ledger = OffsetLedger(s3, location)
+    ledger.advance_head(topic, 5)  # a racing writer left an older number last
+    assert ledger.last(topic).seq == 19  # type: ignore[union-attr]
+    ledger.advance_head(topic, 40)  # a head past the tail (the ledger was cut back)
+    assert ledger.last(topic).seq == 19  # type: ignore[union-attr]
+    assert (
+        OffsetLedger(s3, StagingLocation("staging", location.prefix + "-none")).last(topic) is None
+    )

@@ -42,7 +42,7 @@ def test_s3_down_during_consume_is_retried_until_it_returns(
     counts = demo.publish(events)
     published.append(events)
     run_id = "rel__s3_outage"
-    batch_id = batch_id_for_run(run_id)
+    batch_id = batch_id_for_run("orders_etl", run_id)
     staging = parse_config().staging
     location = StagingLocation(staging.bucket, staging.prefix)
     s3_server = demo.services.s3

@@ -45,7 +45,7 @@ def test_killing_the_worker_during_consume(
     counts = demo.publish(events)
     published.append(events)
     run_id = "rel__worker_kill"
-    batch_id = batch_id_for_run(run_id)
+    batch_id = batch_id_for_run("orders_etl", run_id)
     staging = parse_config().staging
     location = StagingLocation(staging.bucket, staging.prefix)
     s3 = demo.services.s3.client()

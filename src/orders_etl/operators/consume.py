@@ -50,7 +50,7 @@ class KafkaToStagingOperator(BaseOperator):
         from orders_etl.consume import TopicStager
         from orders_etl.hooks.kafka_staging import StagingConsumerHook
 
-        batch_id = batch_id_for_run(context["run_id"])
+        batch_id = batch_id_for_run(context["ti"].dag_id, context["run_id"])
         location = StagingLocation(self.bucket, self.prefix)
 
         def consumer() -> Consumer:

@@ -7,7 +7,6 @@ they are used: every DAG parse imports this module, and they were most of its pa
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from orders_contract.metrics import JobMetrics
 from orders_etl.sparkapp import (
     COMPLETED,
     FAILED_STATES,
@@ -215,13 +215,18 @@ class SparkApplicationOperator(BaseOperator):
             )
         self.log.info("SparkApplication %s COMPLETED; reading metrics %s", name, self.metrics_uri)
         bucket, key = S3Hook.parse_s3_url(self.metrics_uri)
-        metrics: dict[str, Any] = json.loads(
+        metrics = JobMetrics.from_json(
             S3Hook(aws_conn_id=self.aws_conn_id).read_key(key=key, bucket_name=bucket)
         )
-        metrics["application_name"] = name
+        if not metrics.ok:
+            raise AirflowException(
+                f"SparkApplication {name} completed but its metrics say {metrics.status}: "
+                + "; ".join(metrics.violations)
+            )
+        context["ti"].xcom_push(key="application_name", value=name)
         # Downstream tasks pull the touched dates by key (`op.output["touched_dates"]`).
-        context["ti"].xcom_push(key="touched_dates", value=list(metrics.get("touched_dates", [])))
-        return metrics
+        context["ti"].xcom_push(key="touched_dates", value=list(metrics.touched_dates))
+        return metrics.to_dict()
 
     def on_kill(self) -> None:
         """Delete the application this task created (a killed task must not leave it running)."""

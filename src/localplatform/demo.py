@@ -342,9 +342,10 @@ class Demo:
         airflow.cli("dags", "unpause", DAG_ID)
         airflow.cli("dags", "trigger", DAG_ID, "--run-id", run_id)
 
-    def clear(self, run_id: str) -> None:
-        """Clear every task of a run through the REST API: it runs again as the same run
-        (same run id, so the same batch and offsets)."""
+    def clear(self, run_id: str) -> int:
+        """Clear every task of a run through the REST API, resetting the run as the UI's
+        Clear does: it runs again as the same run (same run id, so the same batch and
+        offsets). Returns the HTTP status (an error status raises HTTPError)."""
         airflow = self._airflow_from_disk()
         body = json.dumps(
             {"dry_run": False, "reset_dag_runs": True, "only_failed": False, "dag_run_id": run_id}
@@ -360,6 +361,7 @@ class Demo:
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             response.read()
+            return int(response.status)
 
     def _token(self, airflow: LocalAirflow) -> str:
         """A JWT from the simple auth manager (all-admins mode on the local platform)."""

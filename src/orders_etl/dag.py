@@ -15,13 +15,13 @@ from typing import Any
 from airflow.sdk import DAG, AssetAny, task
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from orders_contract.metrics import JobMetrics
 from orders_etl import assets
 from orders_etl.alerting.deadline import post_deadline_missed
 from orders_etl.config import PipelineConfig, load_config
-from orders_etl.notify import RunFigures, notify_run
+from orders_etl.notify import RunFigures, dashboard_gap, notify_run
 from orders_etl.operators.clickhouse import GoldToClickHouseOperator
 from orders_etl.operators.consume import KafkaToStagingOperator
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
@@ -187,7 +187,11 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
                 loaded,
                 f"{ch.database}.{ch.table}",
             )
-            return notify_run(figures, slack_conn_id=config.alerting.slack_connection_id)
+            sent = notify_run(figures, slack_conn_id=config.alerting.slack_connection_id)
+            gap = dashboard_gap(JobMetrics.from_dict(metrics), loaded)
+            if gap:  # the figures are posted; the run fails and the listener pages
+                raise AirflowFailException(gap)
+            return sent
 
         batch >> transform >> load
         loaded: Any = load.output

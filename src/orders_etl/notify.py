@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from orders_contract.metrics import JobMetrics
+
 #: Touched dates listed one by one up to this many; beyond, first .. last (count).
 MAX_LISTED_DATES = 10
 
@@ -113,3 +115,26 @@ def notify_run(figures: RunFigures, *, slack_conn_id: str | None = None) -> str:
     text = build_message(figures)
     send_message(text, slack_conn_id=slack_conn_id)
     return text
+
+
+def dashboard_gap(job: JobMetrics, loaded: Mapping[str, int]) -> str | None:
+    """Why the dashboard did not get this batch, or None when it did.
+
+    An order that changed (an upsert or a delete applied to silver) always has a date:
+    its created_at after the change, or before it. A batch that changed orders but
+    touched no date, or a load that covered fewer dates than the batch touched, left the
+    dashboard behind gold: the run must not end green."""
+    orders = next((c for n, c in job.silver.items() if n.endswith(".orders_clean")), None)
+    changed = 0 if orders is None else orders.upserts_applied + orders.deletes_applied
+    if changed and not job.touched_dates:
+        return (
+            f"batch {job.batch_id} changed {changed} orders but touched no date: the "
+            "dashboard was not updated"
+        )
+    covered = int(loaded.get("dates_touched", 0))
+    if covered < len(job.touched_dates):
+        return (
+            f"batch {job.batch_id} touched {len(job.touched_dates)} dates but the dashboard "
+            f"load covered {covered}"
+        )
+    return None

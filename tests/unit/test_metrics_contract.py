@@ -188,3 +188,24 @@ def test_not_json_is_refused() -> None:
         JobMetrics.from_json("{")
     with pytest.raises(MetricsFormatError, match="is an object"):
         JobMetrics.from_json(json.dumps([1]))
+
+
+def test_a_batch_that_changed_orders_but_reached_no_dashboard_date_is_a_gap() -> None:
+    from orders_etl.notify import dashboard_gap
+
+    body = valid()
+    job = JobMetrics.from_dict(body)
+    assert dashboard_gap(job, {"dates_touched": 3}) is None
+    assert dashboard_gap(job, {"dates_touched": 2}) == (
+        "batch b1 touched 3 dates but the dashboard load covered 2"
+    )
+    # The recovery bug this guards: a retry that found silver already changed reported
+    # no dates, and the load wrote nothing.
+    body["touched_dates"] = []
+    body["gold"]["touched_dates"] = 0
+    body["gold"]["rows_out"] = body["gold"]["rows_stored"] = 0
+    gap = dashboard_gap(JobMetrics.from_dict(body), {"dates_touched": 0})
+    assert gap == "batch b1 changed 4 orders but touched no date: the dashboard was not updated"
+    # Line items of orders not seen yet have no date: nothing to load, not a gap.
+    body["silver"]["silver.orders_clean"].update(upserts_applied=0, deletes_applied=0)
+    assert dashboard_gap(JobMetrics.from_dict(body), {"dates_touched": 0}) is None

@@ -1,4 +1,5 @@
-"""Tiered failure alerts from Airflow's listener API: retry = warning, final failure = page.
+"""Tiered failure alerts from Airflow's listener API: retry = warning, final failure = page;
+a failed run's pending deadlines pruned.
 
 Where Airflow 3.3 calls `on_task_instance_failed` (read from the installed source):
 
@@ -10,6 +11,16 @@ Where Airflow 3.3 calls `on_task_instance_failed` (read from the installed sourc
   task process died (OOM kill, pod evicted, heartbeat timeout) and never got to finalize;
   `.state` is set to UP_FOR_RETRY or FAILED first. The two paths are exclusive for a try;
 * the API server when a user marks a TI failed by hand (previous_state is None).
+
+A failed run's pending deadlines are pruned when the run fails (`on_dag_run_failed`, in
+the scheduler, in the session that marks the run failed): its failure has been paged
+already, so a "deadline missed" later would be a second page for the same run, and
+Airflow 3.3 cannot clear a failed run that still has one. Clearing recalculates
+DAGRUN_QUEUED_AT deadlines with `timedelta(seconds=<the interval column>)`, but since
+3.3.0 that column holds the serialised timedelta (a dict): TypeError, HTTP 500
+(apache/airflow#70368, fix proposed in #70370). Pruning uses Airflow's own
+`Deadline.prune_deadlines`, the call a successful run makes; a cleared run then has no
+deadline alert until Airflow recalculates them correctly (its failures still page).
 
 So the listener is a plugin loaded by workers and the scheduler alike (the
 `airflow.plugins` entry point makes every component load it). It decides the tier from
@@ -173,6 +184,35 @@ class FailureAlertListener:
             )
         except Exception:
             log.exception("could not send the failure alert")
+
+    @hookimpl
+    def on_dag_run_failed(self, dag_run: Any, msg: str) -> None:
+        try:
+            pruned = prune_pending_deadlines(dag_run)
+            if pruned:
+                log.info(
+                    "pruned %d pending deadline(s) of failed run %s.%s (its failure is paged)",
+                    pruned,
+                    dag_run.dag_id,
+                    dag_run.run_id,
+                )
+        except Exception:
+            log.exception("could not prune the deadlines of a failed run")
+
+
+def prune_pending_deadlines(dag_run: Any) -> int:
+    """Delete the not-yet-missed deadlines of a finished run (Airflow's own call for it),
+    in the session that holds the run, so it commits with the run's new state."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.deadline import Deadline
+    from airflow.utils.session import create_session
+    from sqlalchemy.orm import object_session
+
+    session = object_session(dag_run)
+    if session is not None:
+        return int(Deadline.prune_deadlines(session=session, conditions={DagRun.id: dag_run.id}))
+    with create_session() as own:
+        return int(Deadline.prune_deadlines(session=own, conditions={DagRun.id: dag_run.id}))
 
 
 #: The instance Airflow's listener manager calls (see orders_etl.alerting.plugin).

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import chart, consume, e2e, machine, parse, plot, results, table, triggerer
+from bench import chart, consume, e2e, ledger, machine, parse, plot, results, table, triggerer
 from localplatform import paths
 
-NAMES = ("consume", "e2e", "parse", "triggerer", "chart")
+NAMES = ("consume", "e2e", "parse", "triggerer", "ledger", "chart")
 DOC = paths.REPO_ROOT / "docs" / "benchmarks.md"
 PLOT = "benchmarks.png"
 
@@ -162,6 +162,17 @@ resume delay = from the status-subresource patch to the task
 leaving `deferred` in the metadata DB.
 
 {triggerer.summary(body)}
+"""
+    if name == "ledger":
+        return f"""## Offset ledger: one claim with many earlier claims
+
+`python -m bench.ledger`. The consume step's claim (`orders_etl.consume.OffsetLedger`)
+on the real S3 server, in a prefix already holding
+{body["earlier_claims"]:,} earlier claims (about a week at one run a minute). A claim
+reads the head object and lists only the keys from the sequence number it names; before,
+every claim listed the whole prefix.
+
+{ledger.summary(body)}
 """
     return f"""## Chart
 

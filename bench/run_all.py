@@ -2,9 +2,9 @@
 
     python -m bench.run_all [--budget 1800] [--keep-platform]
 
-Brings the benchmark platform up (bench.platform), runs chart, parse, consume and
-triggerer, gives the end-to-end benchmark what is left of the budget (it skips the sizes
-that would not fit and reports them), regenerates the report, and stops the platform
+Brings the benchmark platform up (bench.platform), runs chart, parse, consume, ledger
+and triggerer, gives the end-to-end benchmark what is left of the budget (it skips the
+sizes that would not fit and reports them), regenerates the report, and stops the platform
 (by PID, through the project's own down functions) unless --keep-platform.
 """
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     pyenv.enable_for_this_process_tree()
     try:
         step("platform", "up")
-        for name in ("chart", "parse", "consume", "triggerer"):
+        for name in ("chart", "parse", "consume", "ledger", "triggerer"):
             step(name)
         left = args.budget - (time.monotonic() - started) - RESERVE
         step("e2e", "--budget", f"{max(left, 0.0):.0f}")

@@ -72,6 +72,14 @@ def test_consume(tmp_path: Path, data_services: LocalServices) -> None:
     assert "| project " in out
 
 
+def test_ledger(tmp_path: Path, data_services: LocalServices) -> None:
+    out = run_bench("ledger", tmp_path)
+    body = json.loads((tmp_path / "ledger.json").read_text())
+    assert body["earlier_claims"] == 50
+    assert body["keys_listed_per_claim_max"] <= 2, "a claim must not list the whole ledger"
+    assert "keys listed" in out
+
+
 def test_e2e_and_triggerer_plans(tmp_path: Path, local_cluster: Cluster) -> None:
     # The full runs need the whole Airflow platform (make bench); the smoke checks the
     # plan, the benchmark DAG file and the API server's metrics endpoint.

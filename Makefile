@@ -149,13 +149,8 @@ test-reliability: setup ## Kill -9 HA components mid-run on the local platform (
 	$(VENV)/bin/pytest -m reliability
 
 .PHONY: test
-test: setup lint ## Every test suite (what CI runs): fast tiers + GitOps, e2e, reliability, images, the real node
-	$(VENV)/bin/pytest -m "not e2e and not images and not reliability and not node"
-	$(MAKE) --no-print-directory e2e
-	$(MAKE) --no-print-directory test-reliability
-	$(MAKE) --no-print-directory test-images
-	$(MAKE) --no-print-directory e2e-node || { $(MAKE) --no-print-directory e2e-node-down; exit 1; }
-	$(MAKE) --no-print-directory e2e-node-down
+test: setup lint ## Every test suite (what CI runs): fast tiers + GitOps, e2e, reliability, images, the real node; a timing table at the end
+	MAKE="$(MAKE)" hack/run-test-suites.sh
 
 # ---- container images ----------------------------------------------------------------
 # Built daemonless with podman here (hack/build-images.sh; no Docker engine, no registry).

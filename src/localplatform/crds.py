@@ -97,9 +97,7 @@ UPSTREAM_MARKERS: dict[tuple[str, str], Schema] = {
     ("SparkV1alpha1ExecutorSpec", "instances"): {"minimum": 0},
     # metav1.Condition and corev1.PortStatus as the Kubernetes API marks them.
     ("IoK8sApimachineryPkgApisMetaV1Condition", "observedGeneration"): {"minimum": 0},
-    ("IoK8sApimachineryPkgApisMetaV1Condition", "status"): {
-        "enum": ["True", "False", "Unknown"]
-    },
+    ("IoK8sApimachineryPkgApisMetaV1Condition", "status"): {"enum": ["True", "False", "Unknown"]},
 }
 #: `required` lists of the upstream Go API the models lack, keyed by $defs name.
 UPSTREAM_REQUIRED: dict[str, tuple[str, ...]] = {

@@ -257,8 +257,11 @@ def test_spark_submit_failing_before_the_driver_exists_is_a_submission_failure(
 ) -> None:
     s = standin
     _create(s, "refused", ["refuse"])
-    status = _wait(s, "refused", "SUBMISSION_FAILED")
+    # SUBMISSION_FAILED, then (restartPolicy Never) FAILED with the same message.
+    status = _wait(s, "refused", "FAILED")
     assert "the API server refused the driver pod" in status["applicationState"]["errorMessage"]
+    assert status["submissionAttempts"] == 1
+    assert "executionAttempts" not in status
     assert not s.core.list_namespaced_pod(
         s.namespace, field_selector="metadata.name=refused-driver"
     ).items
@@ -294,9 +297,17 @@ def test_a_restarted_standin_adopts_a_running_application(
         restarted = _controller(s.cluster, namespace, tmp_path)
         restarted.reconcile_once()
         assert restarted.active == {}  # nothing submitted: it follows the driver pod
-        _set_phase(s, "adopted-driver", "Succeeded", {"exitCode": 0, "reason": "Completed"})
-        status = _wait(s, "adopted", "COMPLETED")
+        stop = threading.Event()
+        loop = threading.Thread(target=_loop, args=(restarted, stop), daemon=True)
+        loop.start()
+        try:
+            _set_phase(s, "adopted-driver", "Succeeded", {"exitCode": 0, "reason": "Completed"})
+            status = _wait(s, "adopted", "COMPLETED")
+        finally:
+            stop.set()
+            loop.join(10)
         assert status["sparkApplicationId"] == APP_ID
+        assert status.get("submissionAttempts") is None  # never submitted again
     finally:
         s.cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 

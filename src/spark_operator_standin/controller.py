@@ -70,7 +70,8 @@ class Submission:
     process: subprocess.Popen[bytes]
     submission_id: str
     log_file: Path
-    #: k8s mode: the status begun with this submission, written once spark-submit exits.
+    #: A status still to write: k8s mode, the one begun with this submission (written with
+    #: spark-submit's result once it exits); local mode, SUBMITTED if its write failed.
     status: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,13 +173,13 @@ class Controller:
             self._write_status(app, states.invalidated(app))
 
         submission = self.active.get(uid)
-        # k8s: a spark-submit in flight; its result first.
-        if (
-            submission is not None
-            and submission.status
-            and not self._submission_ended(app, submission)
-        ):
-            return
+        if submission is not None and submission.status:
+            if self.pods is None:  # local: the SUBMITTED status not written yet
+                if not self._write_status(app, submission.status):
+                    return
+                submission.status = {}
+            elif not self._submission_ended(app, submission):
+                return  # k8s: a spark-submit in flight; its result first
 
         status = app.get("status") or {}
         state = states.state_of(status)
@@ -273,8 +274,8 @@ class Controller:
 
     # -- side effects ---------------------------------------------------------------------
     def _submit(self, app: dict[str, Any], begun: dict[str, Any]) -> dict[str, Any] | None:
-        """Start spark-submit for the submission `begun`; the status to write now (None:
-        k8s mode, written when spark-submit exits)."""
+        """Start spark-submit for the submission `begun`; the status to write now, or None
+        when it is written here (local) or once spark-submit exits (k8s)."""
         meta = app["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         submission_id = str(begun["submissionID"])
@@ -303,8 +304,12 @@ class Controller:
         except OSError as error:
             return states.submitted(begun, f"failed to run spark-submit: {error}")
         if self.settings.mode == "local":
-            self.active[uid] = Submission(process, submission_id, log_file)
-            return states.submitted(begun, None)
+            result = states.submitted(begun, None)
+            # kept until written: a failed write must not submit the job a second time
+            self.active[uid] = Submission(process, submission_id, log_file, status=result)
+            if self._write_status(app, result):
+                self.active[uid].status = {}
+            return None
         self.active[uid] = Submission(process, submission_id, log_file, status=begun)
         return None
 

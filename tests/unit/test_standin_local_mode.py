@@ -29,6 +29,8 @@ SPARK_SUBMIT = textwrap.dedent(
     f"""\
     #!{sys.executable}
     import os, sys, time
+    if os.environ.get("RUNS_FILE"):
+        print("started", file=open(os.environ["RUNS_FILE"], "a"))
     time.sleep(0.3)
     arg = sys.argv[-1]
     if arg.startswith("flaky:"):
@@ -68,7 +70,7 @@ def controller(tmp_path: Path, api: FakeCustomObjects) -> Controller:
     script.chmod(0o755)
     return Controller(
         api,  # type: ignore[arg-type]
-        SubmitSettings(spark_submit=str(script)),
+        SubmitSettings(spark_submit=str(script), env={"RUNS_FILE": str(tmp_path / "runs")}),
         tmp_path / "logs",
         namespace=NS,
         max_concurrent=2,
@@ -165,3 +167,16 @@ def test_a_restarted_standin_reports_the_lost_driver_as_the_operator_does(
     run_until(restarted, lambda: api.state(NS, "lost") == "FAILED")
     status = api.objects[(NS, "lost")]["status"]
     assert status["applicationState"]["errorMessage"] == "driver pod not found"
+
+
+def test_a_failed_write_of_submitted_does_not_submit_twice(tmp_path: Path) -> None:
+    api = FakeCustomObjects()
+    c = controller(tmp_path, api)
+    api.create(NS, app("once", 0))
+    api.refuse = lambda status: status.get("applicationState", {}).get("state") == "SUBMITTED"
+    c.reconcile_once()  # spark-submit started; writing SUBMITTED refused
+    assert api.refused
+    assert api.state(NS, "once") == ""
+    run_until(c, lambda: api.state(NS, "once") == "COMPLETED")
+    assert (tmp_path / "runs").read_text().splitlines() == ["started"]  # one spark-submit
+    assert api.objects[(NS, "once")]["status"]["submissionAttempts"] == 1

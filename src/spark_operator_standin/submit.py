@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spark_operator_standin.driver_pod import DRIVER_CONTAINER, EXECUTOR_CONTAINER
 from spark_operator_standin.states import driver_pod_name
 
 #: Labels the operator puts on the driver and executor pods (pkg/common/spark.go).
@@ -24,8 +25,6 @@ LABEL_APP_NAME = "sparkoperator.k8s.io/app-name"
 LABEL_LAUNCHED = "sparkoperator.k8s.io/launched-by-spark-operator"
 LABEL_MUTATED = "sparkoperator.k8s.io/mutated-by-spark-operator"
 LABEL_SUBMISSION_ID = "sparkoperator.k8s.io/submission-id"
-DRIVER_CONTAINER = "spark-kubernetes-driver"
-EXECUTOR_CONTAINER = "spark-kubernetes-executor"
 
 
 @dataclass(frozen=True)

@@ -111,11 +111,14 @@ class Cluster:
             time.sleep(0.2)
 
     def apply_spark_crds(self) -> None:
-        """Apply the SparkApplication CRDs generated from kubeflow-spark-api and wait for them."""
+        """Apply the spark-operator CRDs generated from kubeflow-spark-api (SparkApplication,
+        ScheduledSparkApplication, SparkConnect: what the operator's chart installs) and
+        wait for them."""
         self.kubectl("apply", "--server-side", "-f", str(paths.TOOLS_SHARE / "spark-crds"))
         self.wait_crds_established(
             "sparkapplications.sparkoperator.k8s.io",
             "scheduledsparkapplications.sparkoperator.k8s.io",
+            "sparkconnects.sparkoperator.k8s.io",
         )
 
     def _get(self, path: str, port: int | None = None, client_cert: bool = True) -> str:

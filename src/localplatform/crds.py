@@ -1,6 +1,8 @@
 """Generate the spark-operator CRDs from Kubeflow's own pydantic models.
 
-The `kubeflow-spark-api` package models the sparkoperator.k8s.io/v1beta2 API. This
+The `kubeflow-spark-api` package models the sparkoperator.k8s.io API: v1beta2
+(SparkApplication, ScheduledSparkApplication) and v1alpha1 (SparkConnect), the three CRDs
+the operator's chart installs. This
 module turns each model's JSON schema into a structural OpenAPI v3 schema, as the
 Kubernetes API server requires for apiextensions.k8s.io/v1 CustomResourceDefinitions:
 every `$ref` is inlined, `null` alternatives and JSON-schema-only keywords are dropped,
@@ -89,6 +91,17 @@ UPSTREAM_MARKERS: dict[tuple[str, str], Schema] = {
     ("SparkV1beta2SparkApplicationStatus", "terminationTime"): {"nullable": True},
     ("SparkV1beta2ScheduledSparkApplicationStatus", "lastRun"): {"nullable": True},
     ("SparkV1beta2ScheduledSparkApplicationStatus", "nextRun"): {"nullable": True},
+    # SparkConnect (v1alpha1): api/v1alpha1/sparkconnect_types.go (SparkPodSpec embedded)
+    ("SparkV1alpha1ServerSpec", "cores"): {"minimum": 1},
+    ("SparkV1alpha1ExecutorSpec", "cores"): {"minimum": 1},
+    ("SparkV1alpha1ExecutorSpec", "instances"): {"minimum": 0},
+    # metav1.Condition and corev1.PortStatus as the Kubernetes API marks them.
+    ("IoK8sApimachineryPkgApisMetaV1Condition", "observedGeneration"): {"minimum": 0},
+    ("IoK8sApimachineryPkgApisMetaV1Condition", "status"): {"enum": ["True", "False", "Unknown"]},
+}
+#: `required` lists of the upstream Go API the models lack, keyed by $defs name.
+UPSTREAM_REQUIRED: dict[str, tuple[str, ...]] = {
+    "IoK8sApiCoreV1PortStatus": ("error",),
 }
 
 #: JSON-schema keywords copied as they are (all valid in Kubernetes' OpenAPI v3 subset).
@@ -108,6 +121,7 @@ class Resource:
     plural: str
     short_name: str
     printer_columns: tuple[tuple[str, str, str], ...]  # (name, type, jsonPath)
+    version: str = VERSION
 
     @property
     def crd_name(self) -> str:
@@ -146,6 +160,20 @@ RESOURCES = (
             ("Last Run Name", "string", ".status.lastRunName"),
             ("Age", "date", ".metadata.creationTimestamp"),
         ),
+    ),
+    # The operator's controller (v2.4+) watches SparkConnects too and does not start
+    # without this CRD, which its chart installs beside the two above.
+    Resource(
+        model="SparkV1alpha1SparkConnect",
+        kind="SparkConnect",
+        plural="sparkconnects",
+        short_name="sparkconn",
+        printer_columns=(
+            ("Age", "date", ".metadata.creationTimestamp"),
+            ("Status", "string", ".status.state"),
+            ("PodName", "string", ".status.server.podName"),
+        ),
+        version="v1alpha1",
     ),
 )
 
@@ -207,7 +235,7 @@ def structural(node: Schema, defs: Mapping[str, Schema], owner: str | None = Non
             if value in FORMATS:
                 out[key] = value
         elif key == "required":
-            out[key] = sorted(value)
+            out[key] = sorted({*value, *UPSTREAM_REQUIRED.get(owner or "", ())})
         elif key == "items":
             out[key] = structural(value, defs)
         elif key == "properties":
@@ -275,7 +303,7 @@ def crd(resource: Resource, version: str | None = None) -> Schema:
             "scope": "Namespaced",
             "versions": [
                 {
-                    "name": VERSION,
+                    "name": resource.version,
                     "served": True,
                     "storage": True,
                     "schema": {"openAPIV3Schema": openapi_schema(resource.model)},

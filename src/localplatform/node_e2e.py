@@ -98,8 +98,9 @@ class NodeE2E(ChartE2E):
             "image": {"pullPolicy": "Never"},
             # The tag stays when the image is rebuilt: its ID rolls the pod.
             "podAnnotations": {"orders-etl.io/image-id": _image_id("spark")},
+            # The stand-in's own pod; Spark's pods get theirs from the SparkApplication's
+            # pod templates (values/node.yaml), as with the operator.
             **on_node,
-            "sparkPods": {**on_node, "imagePullPolicy": "Never"},
         }
         overlay = self.run_dir / "standin-values.json"
         overlay.write_text(json.dumps(values))

@@ -16,8 +16,32 @@ VERSION = "v1beta2"
 PLURAL = "sparkapplications"
 
 COMPLETED = "COMPLETED"
-FAILED_STATES = frozenset({"FAILED", "SUBMISSION_FAILED"})
-TERMINAL_STATES = FAILED_STATES | {COMPLETED}
+FAILED = "FAILED"
+#: What each state the spark-operator (v2.5) writes means to a task waiting on it. Only
+#: COMPLETED and FAILED are final (the operator's util.IsTerminated): SUBMISSION_FAILED
+#: and FAILING are followed by FAILED, or by another attempt when the restartPolicy
+#: retries (SUBMITTED again, or PENDING_RERUN), and the operator writes which.
+STATE_MEANING: dict[str, str] = {
+    "": "created; the spark-operator has not picked it up yet",
+    "SUBMITTED": "submitted; waiting for the driver pod to run",
+    "RUNNING": "the driver is running",
+    "SUCCEEDING": "the driver succeeded; the operator finishes the application",
+    COMPLETED: "completed",
+    "FAILING": "the driver failed; the operator retries it or fails the application",
+    FAILED: "failed",
+    "SUBMISSION_FAILED": "spark-submit failed; the operator retries it or fails the application",
+    "PENDING_RERUN": "another attempt is about to be submitted",
+    "INVALIDATING": "its spec changed; the operator reruns it",
+    "UNKNOWN": "the driver pod's phase is unknown (its node may be lost)",
+    "SUSPENDING": "being suspended (spec.suspend)",
+    "SUSPENDED": "suspended (spec.suspend); nothing runs until it is resumed",
+    "RESUMING": "being resumed",
+}
+#: Final: the task ends with the application.
+TERMINAL_STATES = frozenset({COMPLETED, FAILED})
+#: Waiting on something outside the operator (a lost node, a suspension): a task gives
+#: these their own, shorter timeout instead of waiting out its whole one.
+STALLED_STATES = frozenset({"UNKNOWN", "SUSPENDING", "SUSPENDED"})
 
 LABEL_RUN = "orders-etl.dev/run"
 LABEL_TRY = "orders-etl.dev/try-number"

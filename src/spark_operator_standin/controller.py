@@ -1,11 +1,21 @@
-"""The reconcile loop: list SparkApplications, submit new ones, report their state.
+"""The reconcile loop: one pass of the operator's state machine (`states.py`) per application.
 
-Local mode: spark-submit runs the job in this process's machine (client mode) and its exit
-code is the outcome. k8s mode: spark-submit creates the driver pod, and the state comes
-from the pods as the operator reads it (driver_pod): SUBMITTED until the driver runs,
-RUNNING, then COMPLETED or FAILED from the driver's phase, with executorState and Spark's
-own application id; deleting the SparkApplication deletes its driver pod (the operator's
-owner reference does that), whose executors Spark owns and Kubernetes then removes.
+Level-triggered, as the operator's reconciler is: every pass lists the SparkApplications,
+observes each one's driver and executors, lets `states.reconcile` decide the new status
+and the one side effect, performs it, and writes the status when it changed. A status
+write that fails changes nothing that is known: the next pass observes the same driver
+and writes again (what a process or pod told us is kept until its outcome is written).
+
+The driver, by mode:
+- local: spark-submit runs the job on this machine (client mode); the process is the
+  driver. Running: RUNNING; exit 0: COMPLETED; else FAILED with the log's error lines.
+  A process this incarnation did not start is a driver "not found" (a restarted stand-in).
+- k8s: spark-submit (`--master k8s://...`, not waiting for completion, as the operator
+  runs it) creates the driver pod and exits; SUBMITTED or SUBMISSION_FAILED by its exit
+  code. From then on the driver pod is the driver (`driver_pod`), the executor pods the
+  executors, found by the labels the operator puts on them. A restarted stand-in simply
+  goes on observing them. Deleting a SparkApplication deletes its driver pod (also through
+  the owner reference the pod template carries, as with the operator).
 """
 
 from __future__ import annotations
@@ -15,7 +25,6 @@ import logging
 import os
 import re
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +33,22 @@ from typing import Any
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from spark_operator_standin import driver_pod
-from spark_operator_standin.submit import SubmitSettings, command
+from spark_operator_standin import driver_pod, states
+from spark_operator_standin.submit import (
+    LABEL_APP_NAME,
+    LABEL_SUBMISSION_ID,
+    SubmitSettings,
+    command,
+    write_pod_templates,
+)
 
 log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
-TERMINAL = frozenset({"COMPLETED", "FAILED", "SUBMISSION_FAILED"})
 _ERROR_LINE = re.compile(r"(Error|Exception|Traceback|FAILED|Caused by)", re.IGNORECASE)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+#: Terminated applications' executors are still read for this long (the operator reads
+#: them on every pod event; Spark stops executors just after the driver ends).
+_TERMINATED_OBSERVED = dt.timedelta(seconds=60)
 
 
 def error_message(log_file: Path, exit_code: int, limit: int = 1500) -> str:
@@ -47,19 +60,19 @@ def error_message(log_file: Path, exit_code: int, limit: int = 1500) -> str:
     return text[:limit]
 
 
-def driver_pod_name(app: dict[str, Any]) -> str:
-    """The driver pod's name: the spec's, else `<name>-driver` as the operator sets it."""
-    conf = app["spec"].get("sparkConf") or {}
-    return str(conf.get("spark.kubernetes.driver.pod.name") or f"{app['metadata']['name']}-driver")
-
-
 @dataclass
 class Submission:
-    #: None for an application adopted from an earlier incarnation (k8s mode).
-    process: subprocess.Popen[bytes] | None
-    thread: threading.Thread
-    #: Set when the SparkApplication was deleted: stop following it.
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    """A spark-submit process this incarnation started, kept until its outcome is written.
+
+    local mode: the job itself (the driver); k8s mode: the submission of the driver pod.
+    """
+
+    process: subprocess.Popen[bytes]
+    submission_id: str
+    log_file: Path
+    #: A status still to write: k8s mode, the one begun with this submission (written with
+    #: spark-submit's result once it exits); local mode, SUBMITTED if its write failed.
+    status: dict[str, Any] = field(default_factory=dict)
 
 
 class Controller:
@@ -72,9 +85,11 @@ class Controller:
         max_concurrent: int = 1,
         pods: CoreV1Api | None = None,
         pod_poll_interval: float = 2.0,
+        driver_pod_creation_grace: dt.timedelta = states.DRIVER_POD_CREATION_GRACE,
     ) -> None:
-        """`pods`: read driver and executor pods for the state (k8s mode); None: the
-        spark-submit exit code is the outcome (local mode)."""
+        """`pods`: the driver and executor pods are the state (k8s mode); None: the
+        spark-submit process is the driver (local mode). `pod_poll_interval` is kept for
+        the command line's sake: every reconcile pass reads the pods."""
         self.api = api
         self.pods = pods
         self.pod_poll_interval = pod_poll_interval
@@ -82,8 +97,12 @@ class Controller:
         self.log_dir = log_dir
         self.namespace = namespace
         self.max_concurrent = max_concurrent
+        self.grace = driver_pod_creation_grace
         self.active: dict[str, Submission] = {}  # uid -> submission
-        self._lock = threading.Lock()
+        #: uid -> (generation, spec) last seen: a changed spec invalidates the run
+        self._specs: dict[str, tuple[int, dict[str, Any]]] = {}
+        #: uid -> (namespace, driver pod) of the applications seen: deleted with them
+        self._drivers: dict[str, tuple[str, str]] = {}
 
     # -- API ------------------------------------------------------------------------------
     def _list(self) -> list[dict[str, Any]]:
@@ -94,90 +113,183 @@ class Controller:
         items: list[dict[str, Any]] = result.get("items", [])
         return sorted(items, key=lambda a: a["metadata"].get("creationTimestamp", ""))
 
-    def _patch_status(self, app: dict[str, Any], status: dict[str, Any]) -> None:
+    def _write_status(self, app: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Replace `.status` as the operator does (Status().Update, optimistic: a conflict
+        or an API error leaves it to the next pass). True once written."""
         meta = app["metadata"]
+        body = {**app, "status": status}
         try:
-            self.api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": status}
+            written = self.api.replace_namespaced_custom_object_status(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], body
             )
         except ApiException as error:
-            if error.status != 404:  # deleted meanwhile: nothing to report to
-                raise
+            if error.status != 404:  # 404: deleted meanwhile, nothing to report to
+                log.warning(
+                    "writing the status of %s/%s (%s): %s %s; next pass",
+                    meta["namespace"],
+                    meta["name"],
+                    states.state_of(status) or "NEW",
+                    error.status,
+                    error.reason,
+                )
+            return False
+        app["status"] = status
+        if isinstance(written, dict) and "metadata" in written:
+            meta["resourceVersion"] = written["metadata"].get("resourceVersion")
+        return True
 
     # -- reconcile ------------------------------------------------------------------------
     def reconcile_once(self) -> None:
         apps = self._list()
         present = {a["metadata"]["uid"] for a in apps}
-        with self._lock:
-            for uid in set(self.active) - present:  # deleted while running: stop it
-                log.info("SparkApplication %s was deleted; stopping its spark-submit", uid)
-                submission = self.active[uid]
-                submission.cancelled.set()
-                if submission.process is not None:
-                    submission.process.terminate()
+        for uid in set(self.active) - present:  # deleted while running: stop it
+            log.info("SparkApplication %s was deleted; stopping its spark-submit", uid)
+            self.active.pop(uid).process.terminate()
+        for uid in set(self._drivers) - present:
+            namespace, driver_name = self._drivers.pop(uid)
+            if self.pods is not None:
+                self._delete_driver(namespace, driver_name)
+        for uid in set(self._specs) - present:
+            del self._specs[uid]
         for app in apps:
-            uid = app["metadata"]["uid"]
-            state = (app.get("status") or {}).get("applicationState", {}).get("state", "")
-            with self._lock:
-                busy = uid in self.active
-                capacity = len(self.active) < self.max_concurrent
-            if state in TERMINAL or busy:
-                continue
-            if state in ("SUBMITTED", "RUNNING") and self.pods is not None:
-                # Submitted by an earlier incarnation: its driver pod is the state; follow it.
-                adopted = {
-                    **(app.get("status") or {}),
-                    "driverInfo": {"podName": driver_pod_name(app)},
-                }
-                self._follow(app, adopted, None, Path(os.devnull))
-                continue
-            if state in ("SUBMITTED", "RUNNING"):
-                # Submitted by an earlier incarnation of this stand-in: its process is gone.
-                self._patch_status(
-                    app,
-                    {
-                        "applicationState": {
-                            "state": "FAILED",
-                            "errorMessage": "the spark-operator stand-in restarted while the "
-                            "application ran; its driver process is gone",
-                        },
-                        "terminationTime": _now(),
-                    },
-                )
-                continue
-            if capacity:
-                self._submit(app)
+            try:
+                self._reconcile(app)
+            except states.RetryIntervalMissing as error:
+                meta = app["metadata"]
+                log.error("%s/%s: %s", meta["namespace"], meta["name"], error)
 
-    def _submit(self, app: dict[str, Any]) -> None:
+    def _reconcile(self, app: dict[str, Any]) -> None:
+        meta, spec = app["metadata"], app.get("spec") or {}
+        uid = meta["uid"]
+        generation = int(meta.get("generation") or 0)
+        seen_spec = self._specs.get(uid)
+        self._specs[uid] = (generation, spec)
+        if (
+            seen_spec is not None
+            and seen_spec[0] != generation
+            and states.spec_changed(seen_spec[1], spec)
+        ):
+            log.info("%s/%s: spec changed; invalidating", meta["namespace"], meta["name"])
+            self._write_status(app, states.invalidated(app))
+
+        submission = self.active.get(uid)
+        if submission is not None and submission.status:
+            if self.pods is None:  # local: the SUBMITTED status not written yet
+                if not self._write_status(app, submission.status):
+                    return
+                submission.status = {}
+            elif not self._submission_ended(app, submission):
+                return  # k8s: a spark-submit in flight; its result first
+
+        status = app.get("status") or {}
+        state = states.state_of(status)
+        if state not in states.TERMINAL:
+            self._drivers[uid] = (
+                meta["namespace"],
+                (status.get("driverInfo") or {}).get("podName") or states.driver_pod_name(app),
+            )
+        seen = self._observe(app, status)
+        new, action = states.reconcile(app, seen, grace=self.grace)
+        if action is states.Action.SUBMIT:
+            if len(self.active) >= self.max_concurrent:
+                return  # next pass; the state stays what it is
+            result = self._submit(app, new)
+            if result is None:
+                return  # k8s: written once spark-submit exits
+            new = result
+        elif action is states.Action.DELETE_DRIVER:
+            self._stop_driver(app, status)
+        elif action is states.Action.DELETE_APPLICATION:
+            self._delete_application(app)
+            return
+        if new != status and self._write_status(app, new):
+            new_state = states.state_of(new)
+            if new_state != state:
+                log.info(
+                    "%s/%s: %s -> %s %s",
+                    meta["namespace"],
+                    meta["name"],
+                    state or "NEW",
+                    new_state,
+                    (new.get("applicationState") or {}).get("errorMessage", ""),
+                )
+            if new_state in states.TERMINAL:
+                self.active.pop(uid, None)  # the outcome is written: forget the process
+                self._drivers.pop(uid, None)
+
+    def _observe(self, app: dict[str, Any], status: dict[str, Any]) -> states.Observed:
+        if self.pods is None:
+            return self._observe_local(app, status)
+        if states.state_of(status) in states.TERMINAL:
+            ended = states.parse_time(status.get("terminationTime"))
+            if ended is None or dt.datetime.now(dt.UTC) - ended > _TERMINATED_OBSERVED:
+                return states.Observed()
+        return self._observe_pods(app, status)
+
+    def _observe_local(self, app: dict[str, Any], status: dict[str, Any]) -> states.Observed:
+        submission = self.active.get(app["metadata"]["uid"])
+        if submission is None or submission.submission_id != status.get("submissionID"):
+            return states.Observed(driver=None)
+        app_id = f"spark-{submission.submission_id.replace('-', '')[:16]}"
+        code = submission.process.poll()
+        if code is None:
+            driver = states.Driver("RUNNING", app_id)
+        elif code == 0:
+            driver = states.Driver("COMPLETED", app_id)
+        else:
+            driver = states.Driver("FAILED", app_id, error_message(submission.log_file, code))
+        return states.Observed(driver=driver)
+
+    def _observe_pods(self, app: dict[str, Any], status: dict[str, Any]) -> states.Observed:
+        assert self.pods is not None
         meta = app["metadata"]
-        name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
-        app_id = f"spark-{uid.replace('-', '')[:16]}"
-        base = {
-            "sparkApplicationId": app_id,
-            "submissionID": uid,
-            "submissionAttempts": 1,
-            "lastSubmissionAttemptTime": _now(),
-            "driverInfo": {"podName": driver_pod_name(app)},
-            "executorState": {},
-        }
+        namespace = meta["namespace"]
+        name = (status.get("driverInfo") or {}).get("podName") or states.driver_pod_name(app)
+        serialize = self.pods.api_client.sanitize_for_serialization
+        try:
+            pod: dict[str, Any] | None = serialize(self.pods.read_namespaced_pod(name, namespace))
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            pod = None
+        driver = None
+        if pod is not None:
+            state = driver_pod.driver_state(pod)
+            driver = states.Driver(
+                state,
+                driver_pod.application_id(pod),
+                driver_pod.driver_error(pod) if state == "FAILED" else "",
+            )
+        selector = f"{LABEL_APP_NAME}={meta['name']},spark-role=executor"
+        if status.get("submissionID"):
+            selector += f",{LABEL_SUBMISSION_ID}={status['submissionID']}"
+        listed = serialize(self.pods.list_namespaced_pod(namespace, label_selector=selector))
+        executors = listed.get("items", [])
+        app_ids = [driver_pod.application_id(p) for p in executors]
+        return states.Observed(
+            driver=driver,
+            executors=driver_pod.executor_states(executors),
+            executor_application_id=next((a for a in app_ids if a), None),
+        )
+
+    # -- side effects ---------------------------------------------------------------------
+    def _submit(self, app: dict[str, Any], begun: dict[str, Any]) -> dict[str, Any] | None:
+        """Start spark-submit for the submission `begun`; the status to write now, or None
+        when it is written here (local) or once spark-submit exits (k8s)."""
+        meta = app["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        submission_id = str(begun["submissionID"])
         log_file = self.log_dir / namespace / f"{name}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         try:
-            argv = command(app, self.settings)
-        except (KeyError, ValueError) as error:
-            self._patch_status(
-                app,
-                {
-                    **base,
-                    "applicationState": {
-                        "state": "SUBMISSION_FAILED",
-                        "errorMessage": f"invalid application: {error}",
-                    },
-                    "terminationTime": _now(),
-                },
+            templates = (
+                write_pod_templates(app, submission_id, self.settings.template_dir)
+                if self.settings.mode == "k8s"
+                else {}
             )
-            return
-        self._patch_status(app, {**base, "applicationState": {"state": "SUBMITTED"}})
+            argv = command(app, self.settings, submission_id, templates)
+        except (KeyError, ValueError, OSError) as error:
+            return states.submitted(begun, f"failed to build spark-submit arguments: {error}")
         log.info("submitting %s/%s: %s", namespace, name, " ".join(argv))
         try:
             with log_file.open("wb") as out:
@@ -190,179 +302,46 @@ class Controller:
                     start_new_session=True,
                 )
         except OSError as error:
-            self._patch_status(
-                app,
-                {
-                    **base,
-                    "applicationState": {
-                        "state": "SUBMISSION_FAILED",
-                        "errorMessage": f"spark-submit: {error}",
-                    },
-                    "terminationTime": _now(),
-                },
-            )
-            return
-        if self.pods is None:
-            self._patch_status(
-                app, {**base, "applicationState": {"state": "RUNNING"}, "executionAttempts": 1}
-            )
-        self._follow(app, base, process, log_file)
+            return states.submitted(begun, f"failed to run spark-submit: {error}")
+        if self.settings.mode == "local":
+            result = states.submitted(begun, None)
+            # kept until written: a failed write must not submit the job a second time
+            self.active[uid] = Submission(process, submission_id, log_file, status=result)
+            if self._write_status(app, result):
+                self.active[uid].status = {}
+            return None
+        self.active[uid] = Submission(process, submission_id, log_file, status=begun)
+        return None
 
-    def _follow(
-        self,
-        app: dict[str, Any],
-        base: dict[str, Any],
-        process: subprocess.Popen[bytes] | None,
-        log_file: Path,
-    ) -> None:
-        """Wait for the outcome in a thread: the exit code locally, the pods in k8s mode."""
-        submission = Submission(process, threading.Thread())
-        submission.thread = threading.Thread(
-            target=self._wait if self.pods is None else self._follow_driver,
-            args=(app, base, submission, log_file),
-            name=f"wait-{app['metadata']['name']}",
-            daemon=True,
-        )
-        with self._lock:
-            self.active[app["metadata"]["uid"]] = submission
-        submission.thread.start()
+    def _submission_ended(self, app: dict[str, Any], submission: Submission) -> bool:
+        """k8s mode: write SUBMITTED or SUBMISSION_FAILED once spark-submit exited. True
+        when the application may be reconciled further in this pass."""
+        code = submission.process.poll()
+        if code is None:
+            return False
+        error = None if code == 0 else error_message(submission.log_file, code)
+        if error is not None and "AlreadyExists" in error:
+            error = "driver pod already exist"  # runSparkSubmit's message
+        result = states.submitted(submission.status, error)
+        if not self._write_status(app, result):
+            return False  # the result is kept: written next pass
+        del self.active[app["metadata"]["uid"]]
+        template_dir = self.settings.template_dir / submission.submission_id
+        for path in template_dir.glob("*.yaml"):  # cleanUpPodTemplateFiles
+            path.unlink()
+        if template_dir.exists():
+            template_dir.rmdir()
+        return True
 
-    def _wait(
-        self,
-        app: dict[str, Any],
-        base: dict[str, Any],
-        submission: Submission,
-        log_file: Path,
-    ) -> None:
-        assert submission.process is not None
-        code = submission.process.wait()
-        try:
-            if code == 0:
-                self._patch_status(
-                    app,
-                    {**base, "applicationState": {"state": "COMPLETED"}, "terminationTime": _now()},
-                )
-            else:
-                self._patch_status(
-                    app,
-                    {
-                        **base,
-                        "applicationState": {
-                            "state": "FAILED",
-                            "errorMessage": error_message(log_file, code),
-                        },
-                        "terminationTime": _now(),
-                    },
-                )
-            log.info(
-                "%s/%s finished with exit code %d",
-                app["metadata"]["namespace"],
-                app["metadata"]["name"],
-                code,
-            )
-        finally:
-            with self._lock:
-                self.active.pop(app["metadata"]["uid"], None)
-
-    def _read_pods(
-        self, namespace: str, driver_name: str, app_id: str | None
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """The driver pod (None if absent) and the executor pods of `app_id`, as JSON."""
-        assert self.pods is not None
-        serialize = self.pods.api_client.sanitize_for_serialization
-        try:
-            driver: dict[str, Any] | None = serialize(
-                self.pods.read_namespaced_pod(driver_name, namespace)
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            driver = None
-        if driver is not None:
-            app_id = driver_pod.application_id(driver) or app_id
-        executors: list[dict[str, Any]] = []
-        if app_id:
-            listed = self.pods.list_namespaced_pod(
-                namespace, label_selector=f"spark-role=executor,{driver_pod.APP_ID_LABEL}={app_id}"
-            )
-            executors = serialize(listed).get("items", [])
-        return driver, executors
-
-    def _follow_driver(
-        self,
-        app: dict[str, Any],
-        base: dict[str, Any],
-        submission: Submission,
-        log_file: Path,
-    ) -> None:
-        """k8s mode: report the state of the driver pod spark-submit created, until it ends."""
-        meta = app["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        driver_name = base["driverInfo"]["podName"]
-        status: dict[str, Any] = {**base, "applicationState": {"state": "SUBMITTED"}}
-        executors: dict[str, str] = {}
-        reported: dict[str, Any] = {}
-
-        def finish(state: str, error: str | None = None) -> None:
-            status["applicationState"] = {
-                "state": state,
-                **({"errorMessage": error} if error else {}),
-            }
-            status["terminationTime"] = _now()
-            self._patch_status(app, status)
-            log.info("%s/%s: %s %s", namespace, name, state, error or "")
-
-        try:
-            while not submission.cancelled.is_set():
-                code = None if submission.process is None else submission.process.poll()
-                try:
-                    driver, executor_pods = self._read_pods(
-                        namespace, driver_name, status.get("sparkApplicationId")
-                    )
-                except ApiException as error:  # the API briefly unavailable: ask again
-                    log.warning("reading the pods of %s/%s: %s", namespace, name, error.reason)
-                    time.sleep(self.pod_poll_interval)
-                    continue
-                # Executors are deleted as they finish: keep the last state seen of each.
-                executors.update(driver_pod.executor_states(executor_pods))
-                status["executorState"] = dict(executors)
-                if driver is not None:
-                    app_id = driver_pod.application_id(driver)
-                    if app_id:
-                        status["sparkApplicationId"] = app_id
-                    state = driver_pod.driver_state(driver)
-                    if state in ("RUNNING", "COMPLETED", "FAILED"):
-                        status["executionAttempts"] = 1
-                    if state == "COMPLETED":
-                        return finish(state)
-                    if state == "FAILED":
-                        return finish(state, driver_pod.driver_error(driver))
-                    if state != "UNKNOWN":
-                        status["applicationState"] = {"state": state}
-                elif submission.process is None:  # adopted, and its driver pod is gone
-                    return finish("FAILED", f"the driver pod {driver_name} is gone")
-                elif code:  # spark-submit failed before the driver pod existed
-                    return finish("SUBMISSION_FAILED", error_message(log_file, code))
-                elif code == 0:
-                    return finish("FAILED", f"spark-submit exited 0, driver pod {driver_name} gone")
-                if status != reported:
-                    self._patch_status(app, status)
-                    # Every value replaced above is a new object: a shallow copy is a snapshot.
-                    reported = dict(status)
-                time.sleep(self.pod_poll_interval)
-            # The SparkApplication was deleted: so goes its driver (and, through Spark's
-            # owner references, its executors), as the operator's owner reference does.
-            self._delete_driver(namespace, driver_name)
-        finally:
-            process = submission.process
-            if process is not None:
-                try:  # it only watches the driver; once that ended it exits by itself
-                    process.wait(timeout=0 if submission.cancelled.is_set() else 30)
-                except subprocess.TimeoutExpired:
-                    process.terminate()
-                    process.wait()
-            with self._lock:
-                self.active.pop(meta["uid"], None)
+    def _stop_driver(self, app: dict[str, Any], status: dict[str, Any]) -> None:
+        """deleteSparkResources: the driver pod, or in local mode the driver process."""
+        uid = app["metadata"]["uid"]
+        submission = self.active.pop(uid, None)
+        if submission is not None and submission.process.poll() is None:
+            submission.process.terminate()
+        if self.pods is not None:
+            name = (status.get("driverInfo") or {}).get("podName") or states.driver_pod_name(app)
+            self._delete_driver(app["metadata"]["namespace"], name)
 
     def _delete_driver(self, namespace: str, driver_name: str) -> None:
         assert self.pods is not None
@@ -371,6 +350,17 @@ class Controller:
         except ApiException as error:
             if error.status != 404:
                 log.warning("deleting driver pod %s/%s: %s", namespace, driver_name, error)
+
+    def _delete_application(self, app: dict[str, Any]) -> None:
+        meta = app["metadata"]
+        log.info("deleting expired SparkApplication %s/%s", meta["namespace"], meta["name"])
+        try:
+            self.api.delete_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]
+            )
+        except ApiException as error:
+            if error.status != 404:
+                log.warning("deleting %s/%s: %s", meta["namespace"], meta["name"], error)
 
     def run_forever(self, poll_interval: float = 1.0) -> None:
         while True:

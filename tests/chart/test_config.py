@@ -126,7 +126,7 @@ def test_sparkapplication_template(chart: Any) -> None:
         }
     )
     cm = chart.one(objects, "ConfigMap", chart.name("spark-template"))
-    assert cm["data"]["jobs-namespace"] == "spark-jobs"
+    assert cm["data"]["jobs-namespace"] == "spark-jobs"  # what the operator must watch
     app = yaml.safe_load(cm["data"]["sparkapplication.yaml"])
     assert app["apiVersion"] == "sparkoperator.k8s.io/v1beta2"
     assert app["kind"] == "SparkApplication"
@@ -300,3 +300,63 @@ def test_every_rendered_option_is_a_real_airflow_option(chart: Any, tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_spark_pod_placement_goes_into_the_pod_templates(chart: Any) -> None:
+    """Placement values reach the driver and executor pods through their pod templates
+    (podTemplateFile), whether or not the spark-operator's webhook runs."""
+    toleration = {"key": "spark", "operator": "Exists", "effect": "NoSchedule"}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["spark"]}]}
+                ]
+            }
+        }
+    }
+    volume = {"name": "scratch", "emptyDir": {"sizeLimit": "2Gi"}}
+    mount = {"name": "scratch", "mountPath": "/scratch"}
+    role_values = {
+        "nodeSelector": {"pool": "spark"},
+        "tolerations": [toleration],
+        "affinity": affinity,
+        "priorityClassName": "batch",
+        "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+        "extraVolumes": [volume],
+        "extraVolumeMounts": [mount],
+    }
+    objects = chart.render(
+        {"spark": {"driver": role_values, "executor": {**role_values, "priorityClassName": "low"}}}
+    )
+    app = yaml.safe_load(
+        chart.one(objects, "ConfigMap", chart.name("spark-template"))["data"][
+            "sparkapplication.yaml"
+        ]
+    )
+    for role, priority in (("driver", "batch"), ("executor", "low")):
+        template = app["spec"][role]["template"]
+        pod = template["spec"]
+        assert pod["nodeSelector"] == {"pool": "spark"}
+        assert pod["tolerations"] == [toleration]
+        assert pod["affinity"] == affinity
+        assert pod["priorityClassName"] == priority
+        assert pod["volumes"] == [volume]
+        assert pod["containers"][0]["volumeMounts"] == [mount]
+        assert template["metadata"]["annotations"] == role_values["annotations"]
+        for webhook_only in ("nodeSelector", "tolerations", "affinity", "volumeMounts"):
+            assert webhook_only not in app["spec"][role]
+    defaults = yaml.safe_load(
+        chart.one(chart.render(), "ConfigMap", chart.name("spark-template"))["data"][
+            "sparkapplication.yaml"
+        ]
+    )
+    for role in ("driver", "executor"):
+        pod = defaults["spec"][role]["template"]["spec"]
+        assert not {
+            "nodeSelector",
+            "tolerations",
+            "affinity",
+            "priorityClassName",
+            "volumes",
+        } & set(pod)

@@ -160,16 +160,54 @@ def test_service_account_tokens_only_where_the_api_is_used(chart: Any) -> None:
 
 
 def test_spark_template_has_no_credentials_and_restricted_pods(chart: Any) -> None:
+    """The pods' security settings and Secret references are in the pod templates, the
+    only place that reaches pods with the spark-operator's webhook off; the spec fields
+    that only the webhook applies are not used."""
     objects = chart.render({"s3": {"existingSecret": "s3-keys"}})
     cm = chart.one(objects, "ConfigMap", chart.name("spark-template"))
     app = yaml.safe_load(cm["data"]["sparkapplication.yaml"])
-    for role in ("driver", "executor"):
+    for role, container_name in (
+        ("driver", "spark-kubernetes-driver"),
+        ("executor", "spark-kubernetes-executor"),
+    ):
         spec = app["spec"][role]
-        assert spec["envSecretKeyRefs"]["AWS_SECRET_ACCESS_KEY"] == {
+        for webhook_only in ("securityContext", "podSecurityContext", "env", "envSecretKeyRefs"):
+            assert webhook_only not in spec, (role, webhook_only)
+        pod = spec["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["name"] == container_name
+        env = {e["name"]: e for e in container["env"]}
+        assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
             "name": "s3-keys",
             "key": "AWS_SECRET_ACCESS_KEY",
         }
-        assert spec["podSecurityContext"]["runAsNonRoot"] is True
-        assert spec["securityContext"]["capabilities"]["drop"] == ["ALL"]
-        assert spec["securityContext"]["allowPrivilegeEscalation"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    executor_pod = app["spec"]["executor"]["template"]["spec"]
+    assert executor_pod["automountServiceAccountToken"] is False
+    assert "automountServiceAccountToken" not in app["spec"]["driver"]["template"]["spec"]
     assert not CREDENTIAL.search(cm["data"]["sparkapplication.yaml"])
+
+
+def test_spark_executors_run_as_their_own_account_without_api_rights(chart: Any) -> None:
+    objects = chart.render({"spark": {"jobsNamespace": "spark-jobs"}})
+    app = yaml.safe_load(
+        chart.one(objects, "ConfigMap", chart.name("spark-template"))["data"][
+            "sparkapplication.yaml"
+        ]
+    )
+    executor_sa = chart.name("spark-executor")
+    assert app["spec"]["executor"]["serviceAccount"] == executor_sa
+    assert app["spec"]["driver"]["serviceAccount"] == chart.name("spark-driver")
+    sa = chart.one(objects, "ServiceAccount", executor_sa)
+    assert sa["metadata"]["namespace"] == "spark-jobs"
+    assert sa["automountServiceAccountToken"] is False
+    bound = [
+        subject["name"]
+        for binding in chart.find(objects, "RoleBinding")
+        + chart.find(objects, "ClusterRoleBinding")
+        for subject in binding.get("subjects", [])
+    ]
+    assert executor_sa not in bound

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.chart
 
@@ -91,6 +95,24 @@ CASES: list[tuple[str, dict[str, Any], bool, list[str]]] = [
         ["missing property 'key'"],
     ),
     ("empty executor", {"airflow": {"executor": ""}}, True, ["/airflow/executor"]),
+    (
+        "jobs namespace the spark-operator does not watch",
+        {"spark": {"jobsNamespace": "analytics", "operatorJobNamespaces": ["spark-jobs"]}},
+        True,
+        ['spark.jobsNamespace resolves to "analytics"', "spark.jobNamespaces", "spark-jobs"],
+    ),
+    (
+        "release namespace the spark-operator does not watch",
+        {"spark": {"operatorJobNamespaces": ["spark-jobs"]}},
+        True,
+        ["spark.jobsNamespace resolves to", "its SparkApplications would never run"],
+    ),
+    (
+        "create the release namespace",
+        {"spark": {"createJobsNamespace": True}},
+        True,
+        ["spark.createJobsNamespace is true but spark.jobsNamespace is empty"],
+    ),
 ]
 
 
@@ -113,3 +135,57 @@ def test_custom_executor_class_paths_are_allowed(chart: Any) -> None:
     objects = chart.render({"airflow": {"executor": executor}})
     cfg = chart.one(objects, "ConfigMap", chart.name("config"))["data"]["airflow.cfg"]
     assert f"executor = {executor}\n" in cfg
+
+
+def test_a_jobs_namespace_the_operator_watches_renders(chart: Any) -> None:
+    objects = chart.render(
+        {"spark": {"jobsNamespace": "spark-jobs", "operatorJobNamespaces": ["spark-jobs", "x"]}}
+    )
+    assert chart.one(objects, "ConfigMap", chart.name("spark-template"))
+
+
+def render_notes(chart: Any, tmp_path: Path, values: list[str]) -> str:
+    """NOTES.txt as helm renders it: `helm template` prints no NOTES, so a copy of the
+    chart carries them in a ConfigMap."""
+    copy = tmp_path / "chart"
+    shutil.copytree(chart.path, copy)
+    lines = (chart.path / "templates" / "NOTES.txt").read_text().splitlines()
+    (copy / "templates" / "rendered-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n"
+        "  notes: |\n" + "".join(f"    {line}\n" for line in lines)
+    )
+    sets = [a for v in ["database.existingSecret=db", *values] for a in ("--set", v)]
+    out = subprocess.run(
+        [
+            chart.helm(),
+            "template",
+            "oe",
+            str(copy),
+            "--kube-version",
+            "1.35.0",
+            *sets,
+            "--show-only",
+            "templates/rendered-notes.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    notes: str = yaml.safe_load(out.stdout)["data"]["notes"]
+    return notes
+
+
+def test_notes_say_what_the_operator_must_watch(chart: Any, tmp_path: Path) -> None:
+    notes = render_notes(chart, tmp_path, ["spark.jobsNamespace=analytics"])
+    assert "must watch namespace" in notes
+    assert "spark.jobNamespaces={analytics}" in notes
+    assert "webhook may be on or off" in notes
+    assert "not checked" in notes
+    declared = render_notes(
+        chart,
+        tmp_path / "declared",
+        ["spark.jobsNamespace=analytics", "spark.operatorJobNamespaces={analytics}"],
+    )
+    assert "declared in spark.operatorJobNamespaces: analytics" in declared
+    assert "must watch" not in render_notes(chart, tmp_path / "off", ["spark.enabled=false"])

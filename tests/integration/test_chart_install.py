@@ -570,7 +570,10 @@ def test_the_kind_path_values_install(cluster: Cluster, namespaces: Callable[[st
         helm(
             cluster, "install", RELEASE, str(CHART), "-n", ns,
             "-f", str(values / "kind.yaml"), "-f", str(chart_e2e.E2E_VALUES),
-            "--set", f"spark.jobsNamespace={jobs_ns}", "--wait", "--timeout", "3m",
+            # the operator would watch this test's namespace (kind.yaml declares spark-jobs)
+            "--set", f"spark.jobsNamespace={jobs_ns}",
+            "--set", f"spark.operatorJobNamespaces={{{jobs_ns}}}",
+            "--wait", "--timeout", "3m",
         )  # fmt: skip
         assert_workloads_available(cluster, ns)
         jobs = get_json(cluster, "namespace", jobs_ns)

@@ -19,7 +19,7 @@ from localplatform.paths import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 Body = dict[str, Any]
-SPARK_APP, SCHEDULED = crds.RESOURCES
+SPARK_APP, SCHEDULED, CONNECT = crds.RESOURCES
 FIELD_MANAGER = "orders-etl-tests"
 
 

@@ -23,7 +23,10 @@ from orders_etl.sparkapp import LABEL_TRY, application_name
 from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from sparkapp_status import set_state
+
+from sparkapp_sequences import SEQUENCES
 
 pytestmark = pytest.mark.integration
 
@@ -98,14 +101,38 @@ def run_trigger(
     return asyncio.run(drive())
 
 
-def trigger_for(name: str, namespace: str, timeout: float = 60) -> SparkApplicationTrigger:
+def trigger_for(
+    name: str, namespace: str, timeout: float = 60, stall_timeout: float = 900
+) -> SparkApplicationTrigger:
     return SparkApplicationTrigger(
         name=name,
         namespace=namespace,
         kubernetes_conn_id=CONN_ID,
         poll_interval=0.2,
         timeout_at=time.time() + timeout,
+        stall_timeout=stall_timeout,
     )
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES)
+def test_trigger_through_every_sequence_the_operator_writes(
+    local_cluster: Cluster, spark_namespace: str, sequence: str
+) -> None:
+    """Each state written through the real API server's status subresource (the CRD
+    validates it), as the operator writes it; the trigger's conclusion at the end."""
+    expected = SEQUENCES[sequence]
+    name = f"seq-{sequence}"[:50]
+    create_app(local_cluster, spark_namespace, name)
+    event = run_trigger(
+        trigger_for(name, spark_namespace, stall_timeout=2),
+        local_cluster,
+        spark_namespace,
+        list(expected.states),
+    )
+    assert event["status"] == expected.outcome, event
+    assert event["state"] == expected.states[-1][0]
+    if expected.outcome == "failed":
+        assert event["message"] == expected.states[-1][1]
 
 
 def test_trigger_success_after_submitted_and_running(
@@ -249,6 +276,12 @@ def test_operator_creates_defers_adopts_and_cleans_up_earlier_tries(
         op.execute({"ti": FakeTI(run_id, 1)})
     assert get_app(local_cluster, spark_namespace, name1)["metadata"]["uid"] == uid
 
+    # SUBMISSION_FAILED is not final (the operator retries it or fails it): adopted.
+    set_state(local_cluster, spark_namespace, name1, "SUBMISSION_FAILED", "refused")
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI(run_id, 1)})
+    assert get_app(local_cluster, spark_namespace, name1)["metadata"]["uid"] == uid
+
     # A FAILED app of the same try is replaced by a fresh one.
     set_state(local_cluster, spark_namespace, name1, "FAILED", "OOMKilled")
     with pytest.raises(TaskDeferred):
@@ -263,6 +296,21 @@ def test_operator_creates_defers_adopts_and_cleans_up_earlier_tries(
     while get_app(local_cluster, spark_namespace, name1) is not None:
         assert time.monotonic() < deadline, "the earlier try's application was not deleted"
         time.sleep(0.5)
+
+
+def test_operator_fails_a_stalled_application_with_the_triggers_message(tmp_path: Path) -> None:
+    op = operator(tmp_path, "ns")
+    with pytest.raises(Exception, match=r"stalled \(SUSPENDED\): .*stayed"):
+        op.execute_complete(
+            {},
+            {
+                "status": "stalled",
+                "state": "SUSPENDED",
+                "name": "a",
+                "namespace": "ns",
+                "message": "SparkApplication ns/a stayed SUSPENDED, ... for 900 s",
+            },
+        )
 
 
 def test_operator_raises_with_the_operators_error_message(tmp_path: Path) -> None:

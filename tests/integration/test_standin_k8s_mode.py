@@ -3,9 +3,10 @@
 Real here: the API server, the SparkApplication CRD, the pods and their status
 subresource, the controller's loop. Mocked: spark-submit itself
 (`spark_submit_mock.py`): on kwok nodes no driver could run, so the mock only does
-what spark-submit does to the API (it creates the driver pod, labelled as Spark labels
-it, and exits 0 as Spark 3.5 may after a failed driver), and the test then moves the pod
-through the phases a kubelet would report. `tests/node/test_e2e_node.py` runs the real
+what spark-submit does to the API (it creates the driver pod from the pod template file
+it is given, labelled as the `--conf`s say, and exits 0: the operator's spark-submit does
+not wait for the application), and the test then moves the pod through the phases a
+kubelet would report. `tests/node/test_e2e_node.py` runs the real
 spark-submit on a real node.
 """
 
@@ -27,7 +28,7 @@ from kubernetes import client, config
 
 from localplatform.cluster import Cluster
 from spark_operator_standin.controller import Controller
-from spark_operator_standin.submit import SubmitSettings
+from spark_operator_standin.submit import LABEL_APP_NAME, LABEL_SUBMISSION_ID, SubmitSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sparkapp_status import set_state, spark_application
@@ -44,18 +45,25 @@ SPARK_SUBMIT_MOCK = textwrap.dedent(
     import sys
     from kubernetes import client, config
 
+    import json
     argv = sys.argv[1:]
     conf = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--conf")
     if argv[-1] == "refuse":
         print("Exception in thread main: the API server refused the driver pod")
         sys.exit(1)
+    assert conf["spark.kubernetes.submission.waitAppCompletion"] == "false"
+    template = json.load(open(conf["spark.kubernetes.driver.podTemplateFile"]))
+    prefix = "spark.kubernetes.driver.label."
+    labels = {{k[len(prefix):]: v for k, v in conf.items() if k.startswith(prefix)}}
+    labels.update({{"spark-role": "driver", "spark-app-selector": "{APP_ID}"}})
     config.load_kube_config()
     client.CoreV1Api().create_namespaced_pod(
         conf["spark.kubernetes.namespace"],
         {{
             "metadata": {{
                 "name": conf["spark.kubernetes.driver.pod.name"],
-                "labels": {{"spark-role": "driver", "spark-app-selector": "{APP_ID}"}},
+                "labels": labels,
+                "ownerReferences": template["metadata"]["ownerReferences"],
             }},
             "spec": {{
                 "nodeSelector": {{"orders-etl/no-such-node": "true"}},
@@ -89,7 +97,10 @@ def _controller(cluster: Cluster, namespace: str, work: Path) -> Controller:
     return Controller(
         client.CustomObjectsApi(api_client),
         SubmitSettings(
-            spark_submit=str(mock), mode="k8s", env={"KUBECONFIG": str(cluster.kubeconfig)}
+            spark_submit=str(mock),
+            mode="k8s",
+            env={"KUBECONFIG": str(cluster.kubeconfig)},
+            template_dir=work / "templates",
         ),
         work / "logs",
         namespace=namespace,
@@ -166,15 +177,16 @@ def _set_phase(
     s.core.patch_namespaced_pod_status(pod, s.namespace, {"status": status})
 
 
-def _pod(s: K8sStandin, name: str, role: str, phase: str | None = None) -> None:
+def _pod(s: K8sStandin, app: str, name: str, role: str, phase: str | None = None) -> None:
     """A Spark pod as Spark labels it, which no node takes (the test reports its phase)."""
+    status = _status(s, app)
+    labels = {"spark-role": role, "spark-app-selector": APP_ID, LABEL_APP_NAME: app}
+    if status.get("submissionID"):
+        labels[LABEL_SUBMISSION_ID] = status["submissionID"]
     s.core.create_namespaced_pod(
         s.namespace,
         {
-            "metadata": {
-                "name": name,
-                "labels": {"spark-role": role, "spark-app-selector": APP_ID},
-            },
+            "metadata": {"name": name, "labels": labels},
             "spec": {
                 "nodeSelector": {"orders-etl/no-such-node": "true"},
                 "containers": [{"name": f"spark-kubernetes-{role}", "image": "spark:mock"}],
@@ -203,7 +215,7 @@ def test_a_failed_driver_fails_the_application_although_spark_submit_exited_0(
     time.sleep(1.5)
     assert _status(s, "fails")["applicationState"]["state"] == "SUBMITTED"
     _set_phase(s, "fails-driver", "Running")
-    _pod(s, "fails-exec-1", "executor", "Running")
+    _pod(s, "fails", "fails-exec-1", "executor", "Running")
     status = _wait(s, "fails", "RUNNING")
     deadline = time.monotonic() + 30
     while (
@@ -223,9 +235,10 @@ def test_a_failed_driver_fails_the_application_although_spark_submit_exited_0(
     )
     status = _wait(s, "fails", "FAILED")
     assert status["applicationState"]["errorMessage"] == (
-        "driver container failed with ExitCode: 1, Reason: Error, Message: ValueError: bad"
+        "driver container failed with ExitCode: 1, Reason: Error"
     )
-    assert status["executorState"] == {"fails-exec-1": "RUNNING"}  # the last state seen
+    # gone while the driver was not running: FAILED, as the operator assumes
+    assert status["executorState"] == {"fails-exec-1": "FAILED"}
     assert status["driverInfo"]["podName"] == "fails-driver"
     assert status["terminationTime"]
 
@@ -244,8 +257,11 @@ def test_spark_submit_failing_before_the_driver_exists_is_a_submission_failure(
 ) -> None:
     s = standin
     _create(s, "refused", ["refuse"])
-    status = _wait(s, "refused", "SUBMISSION_FAILED")
+    # SUBMISSION_FAILED, then (restartPolicy Never) FAILED with the same message.
+    status = _wait(s, "refused", "FAILED")
     assert "the API server refused the driver pod" in status["applicationState"]["errorMessage"]
+    assert status["submissionAttempts"] == 1
+    assert "executionAttempts" not in status
     assert not s.core.list_namespaced_pod(
         s.namespace, field_selector="metadata.name=refused-driver"
     ).items
@@ -277,12 +293,50 @@ def test_a_restarted_standin_adopts_a_running_application(
     try:
         _create(s, "adopted")
         set_state(s.cluster, namespace, "adopted", "RUNNING")  # as the earlier one left it
-        _pod(s, "adopted-driver", "driver", "Running")
+        _pod(s, "adopted", "adopted-driver", "driver", "Running")
         restarted = _controller(s.cluster, namespace, tmp_path)
         restarted.reconcile_once()
-        assert [sub.process for sub in restarted.active.values()] == [None]  # nothing submitted
-        _set_phase(s, "adopted-driver", "Succeeded", {"exitCode": 0, "reason": "Completed"})
-        status = _wait(s, "adopted", "COMPLETED")
+        assert restarted.active == {}  # nothing submitted: it follows the driver pod
+        stop = threading.Event()
+        loop = threading.Thread(target=_loop, args=(restarted, stop), daemon=True)
+        loop.start()
+        try:
+            _set_phase(s, "adopted-driver", "Succeeded", {"exitCode": 0, "reason": "Completed"})
+            status = _wait(s, "adopted", "COMPLETED")
+        finally:
+            stop.set()
+            loop.join(10)
         assert status["sparkApplicationId"] == APP_ID
+        assert status.get("submissionAttempts") is None  # never submitted again
     finally:
         s.cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_the_driver_pod_is_owned_by_its_application_and_labelled_as_the_operators(
+    standin: K8sStandin,
+) -> None:
+    s = standin
+    _create(s, "owned")
+    _wait_pod(s, "owned-driver")
+    pod = s.core.read_namespaced_pod("owned-driver", s.namespace)
+    app = json.loads(
+        s.cluster.kubectl(
+            "get", "sparkapplication", "owned", "-n", s.namespace, "-o", "json"
+        ).stdout
+    )
+    assert [(o.kind, o.name, o.uid, o.controller) for o in pod.metadata.owner_references] == [
+        ("SparkApplication", "owned", app["metadata"]["uid"], True)
+    ]
+    status = _wait(s, "owned", "SUBMITTED")
+    assert pod.metadata.labels[LABEL_SUBMISSION_ID] == status["submissionID"]
+    assert pod.metadata.labels[LABEL_APP_NAME] == "owned"
+    assert (status["submissionAttempts"], status["executionAttempts"]) == (1, 1)
+
+
+def test_a_driver_pod_that_disappears_fails_the_application(standin: K8sStandin) -> None:
+    """The operator's FAILING "driver pod not found", then FAILED (restartPolicy Never)."""
+    s = standin
+    _running(s, "vanished")
+    s.core.delete_namespaced_pod("vanished-driver", s.namespace, grace_period_seconds=0)
+    status = _wait(s, "vanished", "FAILED")
+    assert status["applicationState"]["errorMessage"] == "driver pod not found"

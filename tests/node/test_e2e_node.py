@@ -26,6 +26,7 @@ import yaml
 
 from localplatform import cdc_events
 from localplatform.chart_e2e import NAMESPACE, RELEASE, ChartE2E
+from localplatform.node import NODE_LABEL, NODE_TAINT
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from oracle import daily_revenue
@@ -159,6 +160,7 @@ def test_the_standin_runs_real_driver_and_executor_pods(platform: ChartE2E) -> N
     since = _utc_now()
     _apply_pi(platform, name, "4")
     seen: dict[str, set[str]] = {"driver": set(), "executor": set()}
+    specs: dict[str, dict[str, Any]] = {}  # role -> a pod spec seen (executors are short-lived)
     nodes: set[str] = set()
     state, status = "", dict[str, Any]()
     deadline = time.monotonic() + 600
@@ -197,6 +199,7 @@ def test_the_standin_runs_real_driver_and_executor_pods(platform: ChartE2E) -> N
             if role in seen:
                 seen[role].add(pod["metadata"]["name"])
                 nodes.add(pod["spec"].get("nodeName", ""))
+                specs.setdefault(role, pod["spec"])
         if state in ("COMPLETED", "FAILED", "SUBMISSION_FAILED"):
             break
         time.sleep(2)
@@ -219,6 +222,25 @@ def test_the_standin_runs_real_driver_and_executor_pods(platform: ChartE2E) -> N
     assert status["executorState"], "no executor state reported"
     logs = kubectl("logs", driver, "-n", platform.spark_namespace).stdout
     assert "Pi is roughly 3.1" in logs
+    # The pods are the SparkApplication's own: its pod templates' security context and
+    # placement (values/node.yaml), nothing injected by the stand-in.
+    for role, container_name in (
+        ("driver", "spark-kubernetes-driver"),
+        ("executor", "spark-kubernetes-executor"),
+    ):
+        spec = specs.get(role)
+        assert spec is not None, f"no {role} pod spec seen"
+        (container,) = [c for c in spec["containers"] if c["name"] == container_name]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert [t for t in spec["tolerations"] if t["key"] == NODE_TAINT["key"]], spec
+        assert spec["nodeSelector"] == {NODE_LABEL[0]: NODE_LABEL[1]}
+    assert specs["executor"]["serviceAccountName"] == f"{RELEASE}-orders-etl-spark-executor"
+    assert specs["executor"]["automountServiceAccountToken"] is False
+    # Spark stops its executors with SIGTERM once the job is done: the operator (and so
+    # the stand-in) reports them FAILED (exit code 143) for a COMPLETED application.
+    print(f"executorState of a COMPLETED application: {status['executorState']}")
 
 
 @pytest.mark.timeout(900)

@@ -36,7 +36,7 @@ def test_forward_mappings_parse_and_reject_garbage() -> None:
             parse(bad)
 
 
-def test_standin_k8s_mode_passes_env_secret_refs_and_the_driver_pod_name() -> None:
+def test_standin_k8s_mode_passes_env_secret_refs_and_the_driver_pod_name(tmp_path: Path) -> None:
     app = {
         "metadata": {"name": "orders-transform", "namespace": "jobs"},
         "spec": {
@@ -45,7 +45,7 @@ def test_standin_k8s_mode_passes_env_secret_refs_and_the_driver_pod_name() -> No
             "mainApplicationFile": "local:///opt/orders-etl/spark-jobs/main.py",
             "driver": {
                 "serviceAccount": "driver-sa",
-                "env": [{"name": "AWS_REGION", "value": "us-east-1"}],
+                "envVars": {"AWS_REGION": "us-east-1"},
                 "envSecretKeyRefs": {"AWS_ACCESS_KEY_ID": {"name": "s3", "key": "id"}},
             },
             "executor": {
@@ -54,7 +54,9 @@ def test_standin_k8s_mode_passes_env_secret_refs_and_the_driver_pod_name() -> No
             },
         },
     }
-    argv = command(app, SubmitSettings(spark_submit="spark-submit", mode="k8s"))
+    argv = command(
+        app, SubmitSettings(spark_submit="spark-submit", mode="k8s", template_dir=tmp_path)
+    )
     confs = {argv[i + 1] for i, a in enumerate(argv) if a == "--conf"}
     assert "spark.kubernetes.driver.pod.name=orders-transform-driver" in confs
     assert "spark.kubernetes.driverEnv.AWS_REGION=us-east-1" in confs

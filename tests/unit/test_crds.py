@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 Schema = dict[str, Any]
 
-SPARK_APP, SCHEDULED = crds.RESOURCES
+SPARK_APP, SCHEDULED, CONNECT = crds.RESOURCES
 
 
 def reference_dir() -> Path:
@@ -157,8 +157,10 @@ def test_open_only_where_upstream_is(crd: Schema) -> None:
         for path, node in nodes(openapi(crd))
         if node.get("x-kubernetes-preserve-unknown-fields")
     }
-    prefix = ".spec.template" if crd["spec"]["names"]["kind"] == SCHEDULED.kind else ".spec"
-    assert open_paths == {f"{prefix}.driver.template", f"{prefix}.executor.template"}
+    kind = crd["spec"]["names"]["kind"]
+    prefix = ".spec.template" if kind == SCHEDULED.kind else ".spec"
+    first = "server" if kind == CONNECT.kind else "driver"
+    assert open_paths == {f"{prefix}.{first}.template", f"{prefix}.executor.template"}
 
 
 def test_maps_keep_their_value_schema(spark_app_schema: Schema) -> None:
@@ -204,7 +206,12 @@ def test_names_subresources_and_annotations(crd: Schema) -> None:
     assert crd["spec"]["scope"] == "Namespaced"
     assert crd["spec"]["names"]["shortNames"] == [resource.short_name]
     (version,) = crd["spec"]["versions"]
-    assert (version["name"], version["served"], version["storage"]) == ("v1beta2", True, True)
+    assert (version["name"], version["served"], version["storage"]) == (
+        resource.version,
+        True,
+        True,
+    )
+    assert resource.version == ("v1alpha1" if kind == "SparkConnect" else "v1beta2")
     assert version["subresources"] == {"status": {}}
     annotations = crd["metadata"]["annotations"]
     assert annotations["orders-etl.dev/generated-from"] == (
@@ -246,17 +253,20 @@ def test_render_is_deterministic_yaml() -> None:
     assert "controller-gen" + ".kubebuilder.io/version" not in first
 
 
-def test_cli_writes_both_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_three_crds_the_operators_chart_installs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert crds.main(["--out-dir", str(tmp_path / "out")]) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == [
         "sparkoperator.k8s.io_scheduledsparkapplications.yaml",
         "sparkoperator.k8s.io_sparkapplications.yaml",
+        "sparkoperator.k8s.io_sparkconnects.yaml",
     ]
     for name in written:
         document = yaml.safe_load((tmp_path / "out" / name).read_text())
         assert document["kind"] == "CustomResourceDefinition"
-    assert capsys.readouterr().out.count(".yaml") == 2
+    assert capsys.readouterr().out.count(".yaml") == 3
 
 
 def test_unknown_keyword_fails_loudly() -> None:

@@ -1,4 +1,5 @@
-"""The stand-in reads an application's state from its pods as spark-operator v2 does."""
+"""The stand-in reads the driver's state from its pod as spark-operator v2.5 does
+(util.GetDriverState; states.DRIVER_TO_APPLICATION makes it the application's)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from spark_operator_standin import driver_pod
+from spark_operator_standin import driver_pod, states
 
 pytestmark = pytest.mark.unit
 
@@ -20,18 +21,31 @@ def pod(
     }
 
 
+def driver(exit_code: int) -> list[dict[str, Any]]:
+    terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
+    return [{"name": "spark-kubernetes-driver", "state": {"terminated": terminated}}]
+
+
 @pytest.mark.parametrize(
-    ("phase", "state"),
+    ("phase", "containers", "state", "application_state"),
     [
-        ("Pending", "SUBMITTED"),
-        ("Running", "RUNNING"),
-        ("Succeeded", "COMPLETED"),
-        ("Failed", "FAILED"),
-        ("Unknown", "UNKNOWN"),
+        ("Pending", [], "PENDING", "SUBMITTED"),
+        ("Running", [], "RUNNING", "RUNNING"),
+        # the driver container ended while a sidecar keeps the pod Running
+        ("Running", driver(0), "COMPLETED", "SUCCEEDING"),
+        ("Running", driver(1), "FAILED", "FAILING"),
+        ("Succeeded", driver(0), "COMPLETED", "SUCCEEDING"),
+        ("Failed", driver(1), "FAILED", "FAILING"),
+        ("Failed", driver(0), "COMPLETED", "SUCCEEDING"),  # e.g. a sidecar failed
+        ("Unknown", [], "UNKNOWN", "UNKNOWN"),
     ],
 )
-def test_the_driver_phase_is_the_application_state(phase: str, state: str) -> None:
-    assert driver_pod.driver_state(pod("app-driver", phase)) == state
+def test_the_driver_state_and_the_application_state_it_means(
+    phase: str, containers: list[dict[str, Any]], state: str, application_state: str
+) -> None:
+    seen = driver_pod.driver_state(pod("app-driver", phase, containerStatuses=containers))
+    assert seen == state
+    assert states.DRIVER_TO_APPLICATION[seen] == application_state
 
 
 def test_the_application_id_is_sparks_own_label() -> None:
@@ -51,7 +65,7 @@ def test_executor_state_per_pod() -> None:
     }
 
 
-def test_a_failed_driver_says_its_exit_code_and_reason() -> None:
+def test_a_failed_driver_says_its_exit_code_and_reason_as_the_operator_does() -> None:
     terminated = {"exitCode": 1, "reason": "Error", "message": "Traceback ... ValueError\n"}
     driver = pod(
         "app-driver",
@@ -62,25 +76,10 @@ def test_a_failed_driver_says_its_exit_code_and_reason() -> None:
         ],
     )
     assert driver_pod.driver_error(driver) == (
-        "driver container failed with ExitCode: 1, Reason: Error, Message: Traceback ... ValueError"
+        "driver container failed with ExitCode: 1, Reason: Error"
     )
 
 
-def test_a_driver_from_a_pod_template_is_its_only_container() -> None:
-    driver = pod(
-        "app-driver",
-        "Failed",
-        containerStatuses=[
-            {"name": "spark", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
-        ],
-    )
-    assert driver_pod.driver_error(driver) == (
-        "driver container failed with ExitCode: 137, Reason: OOMKilled"
-    )
-
-
-def test_an_evicted_driver_says_so() -> None:
+def test_a_driver_without_a_terminated_container_says_so() -> None:
     driver = pod("app-driver", "Failed", reason="Evicted", message="The node was low on memory.")
-    assert driver_pod.driver_error(driver) == (
-        "driver pod failed: Evicted: The node was low on memory."
-    )
+    assert driver_pod.driver_error(driver) == "driver container status missing"

@@ -3,6 +3,8 @@ driver's and the executors' work, so it gets the memory of all of them."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,15 +52,15 @@ def test_local_mode_jvm_gets_driver_and_executor_memory() -> None:
     assert driver_memory(command(app({}, {}), local)) is None
 
 
-def test_cluster_mode_keeps_the_driver_memory_as_given() -> None:
-    k8s = SubmitSettings(spark_submit="spark-submit", mode="k8s")
+def test_cluster_mode_keeps_the_driver_memory_as_given(tmp_path: Path) -> None:
+    k8s = SubmitSettings(spark_submit="spark-submit", mode="k8s", template_dir=tmp_path)
     argv = command(app({"memory": "512m"}, {"instances": 2, "memory": "1g"}), k8s)
-    assert driver_memory(argv) == "512m"
+    assert "spark.driver.memory=512m" in argv  # as the operator passes it: a conf
     assert "spark.executor.memory=1g" in argv
 
 
-def test_cluster_mode_passes_the_pod_resources_as_the_operator_does() -> None:
-    k8s = SubmitSettings(spark_submit="spark-submit", mode="k8s")
+def test_cluster_mode_passes_the_pod_resources_as_the_operator_does(tmp_path: Path) -> None:
+    k8s = SubmitSettings(spark_submit="spark-submit", mode="k8s", template_dir=tmp_path)
     spec = app(
         {"cores": 1, "coreLimit": "1200m", "memoryOverhead": "256m"},
         {"cores": 2, "coreRequest": "500m", "instances": 1},
@@ -72,6 +74,91 @@ def test_cluster_mode_passes_the_pod_resources_as_the_operator_does() -> None:
         "spark.kubernetes.executor.request.cores=500m",
     ):
         assert conf in argv
-    # The spec's own sparkConf wins, as with the operator.
+    # The operator passes sparkConf before the spec's fields: the later --conf wins.
     spec["spec"]["sparkConf"] = {"spark.kubernetes.driver.limit.cores": "2"}
-    assert "spark.kubernetes.driver.limit.cores=2" in command(spec, k8s)
+    argv = command(spec, k8s)
+    limits = [a for a in argv if a.startswith("spark.kubernetes.driver.limit.cores=")]
+    assert limits == [
+        "spark.kubernetes.driver.limit.cores=2",
+        "spark.kubernetes.driver.limit.cores=1200m",
+    ]
+
+
+def confs(argv: list[str]) -> dict[str, str]:
+    pairs = [argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--conf"]
+    return {k: v for k, v in pairs}
+
+
+def test_cluster_mode_passes_the_applications_own_pod_templates(tmp_path: Path) -> None:
+    """driverPodTemplateOption / executorPodTemplateOption: the spec's templates, owned by
+    the application, in files under the submission's folder; nothing of the stand-in's."""
+    template = {
+        "metadata": {"annotations": {"a": "b"}},
+        "spec": {
+            "tolerations": [{"key": "real", "operator": "Exists"}],
+            "containers": [
+                {"name": "spark-kubernetes-driver", "securityContext": {"runAsNonRoot": True}}
+            ],
+        },
+    }
+    spec = app({"template": template, "serviceAccount": "driver-sa"}, {"serviceAccount": "exec-sa"})
+    spec["metadata"]["uid"] = "uid-1"
+    spec["spec"]["sparkVersion"] = "3.5.9"
+    k8s = SubmitSettings(spark_submit="spark-submit", mode="k8s", template_dir=tmp_path)
+    argv = command(spec, k8s, submission_id="sub-1")
+    conf = confs(argv)
+    driver_file = Path(conf["spark.kubernetes.driver.podTemplateFile"])
+    executor_file = Path(conf["spark.kubernetes.executor.podTemplateFile"])
+    assert driver_file.parent == executor_file.parent == tmp_path / "sub-1"
+    driver = json.loads(driver_file.read_text())
+    assert driver["spec"] == template["spec"]
+    assert driver["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "sparkoperator.k8s.io/v1beta2",
+            "kind": "SparkApplication",
+            "name": "orders-transform",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    executor = json.loads(executor_file.read_text())  # no template: a bare one
+    assert executor["spec"] == {"containers": [{"name": "spark-kubernetes-executor"}]}
+    assert "controller" not in executor["metadata"]["ownerReferences"][0]
+    assert conf["spark.kubernetes.driver.podTemplateContainerName"] == "spark-kubernetes-driver"
+    assert conf["spark.kubernetes.executor.podTemplateContainerName"] == "spark-kubernetes-executor"
+    assert conf["spark.kubernetes.submission.waitAppCompletion"] == "false"
+    assert conf["spark.kubernetes.driver.label.sparkoperator.k8s.io/submission-id"] == "sub-1"
+    assert (
+        conf["spark.kubernetes.executor.label.sparkoperator.k8s.io/app-name"] == "orders-transform"
+    )
+    # With a template the driver is not left to the webhook; without one it is.
+    assert (
+        "spark.kubernetes.driver.label.sparkoperator.k8s.io/mutated-by-spark-operator" not in conf
+    )
+    assert (
+        conf["spark.kubernetes.executor.label.sparkoperator.k8s.io/mutated-by-spark-operator"]
+        == "true"
+    )
+    assert conf["spark.kubernetes.authenticate.driver.serviceAccountName"] == "driver-sa"
+    assert conf["spark.kubernetes.authenticate.executor.serviceAccountName"] == "exec-sa"
+    assert argv[argv.index("--deploy-mode") + 1] == "cluster"
+    assert argv[-1] == "local:///opt/orders-etl/spark-jobs/main.py"
+
+
+def test_cluster_mode_maps_env_vars_but_not_the_webhooks_env_list(tmp_path: Path) -> None:
+    """envVars and envSecretKeyRefs become conf; `env` (a list) reaches pods only through
+    the operator's webhook, so it is not passed (the chart puts env in the templates)."""
+    spec = app(
+        {
+            "envVars": {"AWS_REGION": "us-east-1"},
+            "env": [{"name": "IGNORED", "value": "x"}],
+            "envSecretKeyRefs": {"AWS_ACCESS_KEY_ID": {"name": "s3", "key": "id"}},
+        },
+        {"envVars": {"AWS_REGION": "us-east-1"}},
+    )
+    conf = confs(command(spec, SubmitSettings("spark-submit", mode="k8s", template_dir=tmp_path)))
+    assert conf["spark.kubernetes.driverEnv.AWS_REGION"] == "us-east-1"
+    assert conf["spark.executorEnv.AWS_REGION"] == "us-east-1"
+    assert conf["spark.kubernetes.driver.secretKeyRef.AWS_ACCESS_KEY_ID"] == "s3:id"
+    assert not [k for k in conf if "IGNORED" in k]

@@ -75,6 +75,14 @@ Usage: {{ include "orders-etl.sparkDriverServiceAccountName" . }}
 {{- end -}}
 
 {{/*
+The Spark executors' ServiceAccount: no Role, no token.
+Usage: {{ include "orders-etl.sparkExecutorServiceAccountName" . }}
+*/}}
+{{- define "orders-etl.sparkExecutorServiceAccountName" -}}
+{{- default (include "orders-etl.componentName" (dict "ctx" . "component" "spark-executor")) .Values.spark.executor.serviceAccountName -}}
+{{- end -}}
+
+{{/*
 Namespace of the SparkApplications: spark.jobsNamespace, else the release namespace.
 Usage: {{ include "orders-etl.jobsNamespace" . }}
 */}}

@@ -47,4 +47,20 @@ Usage: this file is rendered by helm itself; it includes "orders-etl.validate".
 {{- fail "statsd.serviceMonitor.enabled needs statsd.enabled=true." -}}
 {{- end -}}
 {{- end -}}
+{{/*
+The SparkApplications and the kubeflow spark-operator: the jobs namespace must be one the
+operator watches (spark.operatorJobNamespaces, when declared).
+Usage: this file includes it.
+*/}}
+{{- define "orders-etl.validateSpark" -}}
+{{- $jobs := include "orders-etl.jobsNamespace" . -}}
+{{- $watched := .Values.spark.operatorJobNamespaces -}}
+{{- if and .Values.spark.enabled $watched (not (has $jobs $watched)) (not (has "" $watched)) -}}
+{{- fail (printf "spark.jobsNamespace resolves to %q but the spark-operator watches %v (spark.operatorJobNamespaces): its SparkApplications would never run. Set spark.jobsNamespace to a watched namespace, or add %q to the operator chart's spark.jobNamespaces and to spark.operatorJobNamespaces." $jobs $watched $jobs) -}}
+{{- end -}}
+{{- if and .Values.spark.enabled .Values.spark.createJobsNamespace (not .Values.spark.jobsNamespace) -}}
+{{- fail "spark.createJobsNamespace is true but spark.jobsNamespace is empty (the release namespace, which Helm does not create from a template): set spark.jobsNamespace, or createJobsNamespace=false." -}}
+{{- end -}}
+{{- end -}}
 {{- include "orders-etl.validate" . -}}
+{{- include "orders-etl.validateSpark" . -}}

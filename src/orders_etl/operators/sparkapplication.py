@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowException
 from orders_contract.metrics import JobMetrics
 from orders_etl.sparkapp import (
     COMPLETED,
-    FAILED_STATES,
+    FAILED,
     GROUP,
     LABEL_DAG,
     LABEL_RUN,
@@ -40,12 +40,14 @@ class SparkApplicationOperator(BaseOperator):
     """Submit a SparkApplication built from a template, wait in the triggerer, return metrics.
 
     - The name is deterministic per run and try. If it already exists (the worker died
-      after creating it) a running application is adopted, a COMPLETED one is taken as
-      done, a failed one is replaced.
+      after creating it) it is adopted in whatever state the spark-operator left it
+      (SUBMISSION_FAILED and FAILING too: the operator retries or fails them), a
+      COMPLETED one is taken as done, a FAILED one is replaced.
     - A retry creates a fresh application (new try number) and deletes the applications of
       earlier tries of the same run, so nothing stale keeps running or piles up.
     - The wait happens in the triggerer (`SparkApplicationTrigger`); the task fails with
-      the spark-operator's errorMessage when the application fails.
+      the spark-operator's errorMessage when the application fails, and after
+      `stall_timeout` seconds in UNKNOWN / SUSPENDING / SUSPENDED in a row.
     - The job's metrics JSON (written by the job to `metrics_uri`) is read and returned:
       the numbers downstream tasks report are the job's own.
 
@@ -67,6 +69,7 @@ class SparkApplicationOperator(BaseOperator):
         aws_conn_id: str | None = "aws_default",
         poll_interval: float = 10.0,
         wait_timeout: float = 3600.0,
+        stall_timeout: float = 900.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,6 +81,7 @@ class SparkApplicationOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
+        self.stall_timeout = stall_timeout
 
     # -- helpers --------------------------------------------------------------------------
     def _hook(self) -> KubernetesHook:
@@ -174,7 +178,7 @@ class SparkApplicationOperator(BaseOperator):
                         "message": "",
                     },
                 )
-            if state in FAILED_STATES:
+            if state == FAILED:
                 self.log.info("SparkApplication %s is %s; replacing it", name, state)
                 self._delete(name)
                 self._wait_deleted(name)
@@ -192,6 +196,7 @@ class SparkApplicationOperator(BaseOperator):
                 kubernetes_conn_id=self.kubernetes_conn_id,
                 poll_interval=self.poll_interval,
                 timeout_at=time.time() + self.wait_timeout,
+                stall_timeout=self.stall_timeout,
             ),
             method_name="execute_complete",
         )

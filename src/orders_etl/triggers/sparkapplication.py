@@ -7,22 +7,36 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from kubernetes_asyncio.client import CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from orders_etl.sparkapp import COMPLETED, FAILED_STATES, GROUP, PLURAL, VERSION, application_state
+from orders_etl.sparkapp import (
+    COMPLETED,
+    FAILED,
+    GROUP,
+    PLURAL,
+    STALLED_STATES,
+    STATE_MEANING,
+    VERSION,
+    application_state,
+)
 
 
 class SparkApplicationTrigger(BaseTrigger):
     """Polls `.status.applicationState.state` of one SparkApplication.
 
-    Yields exactly one event: status "success" (COMPLETED), "failed" (FAILED or
-    SUBMISSION_FAILED, with the operator's errorMessage), "not_found" (deleted while
-    waited on), "timeout", or "error" (the API kept failing). Transient API errors back
-    off exponentially up to `max_api_errors` in a row. All kwargs are JSON-plain, so a
-    restarted triggerer re-creates the trigger from `serialize()` and resumes.
+    Yields exactly one event: status "success" (COMPLETED), "failed" (FAILED, with the
+    operator's errorMessage), "stalled" (UNKNOWN, SUSPENDING or SUSPENDED for longer than
+    `stall_timeout` in a row), "not_found" (deleted while waited on), "timeout", or
+    "error" (the API kept failing). Every other state the operator writes is waited
+    through (SUBMISSION_FAILED and FAILING end FAILED or lead to another attempt, as the
+    application's restartPolicy says), and each change is logged with what it means.
+    API errors and broken connections (any aiohttp.ClientError, TimeoutError, OSError)
+    back off exponentially up to `max_api_errors` in a row. All kwargs are JSON-plain, so
+    a restarted triggerer re-creates the trigger from `serialize()` and resumes.
     """
 
     def __init__(
@@ -33,6 +47,7 @@ class SparkApplicationTrigger(BaseTrigger):
         poll_interval: float,
         timeout_at: float,
         max_api_errors: int = 8,
+        stall_timeout: float = 900.0,
     ) -> None:
         super().__init__()
         self.name = name
@@ -41,6 +56,7 @@ class SparkApplicationTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.timeout_at = timeout_at
         self.max_api_errors = max_api_errors
+        self.stall_timeout = stall_timeout
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -52,6 +68,7 @@ class SparkApplicationTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "timeout_at": self.timeout_at,
                 "max_api_errors": self.max_api_errors,
+                "stall_timeout": self.stall_timeout,
             },
         )
 
@@ -69,13 +86,29 @@ class SparkApplicationTrigger(BaseTrigger):
             }
         )
 
+    def _log_state(self, obj: dict[str, Any], state: str, message: str) -> None:
+        status = obj.get("status") or {}
+        attempts = status.get("submissionAttempts")
+        self.log.log(
+            30 if state in STALLED_STATES or message else 20,  # WARNING / INFO
+            "SparkApplication %s/%s: %s (%s)%s%s",
+            self.namespace,
+            self.name,
+            state or "(no status yet)",
+            STATE_MEANING.get(state, "a state this trigger does not know; waiting"),
+            f", attempt {attempts}" if attempts else "",
+            f": {message}" if message else "",
+        )
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         errors = 0
-        last_state = None
+        last_state: str | None = None
+        stalled_since: float | None = None
         async with self._hook().get_conn() as api_client:
             api = CustomObjectsApi(api_client)
             while True:
-                if time.time() >= self.timeout_at:
+                now = time.time()
+                if now >= self.timeout_at:
                     yield self._event(
                         "timeout",
                         last_state or "",
@@ -97,38 +130,41 @@ class SparkApplicationTrigger(BaseTrigger):
                             "was deleted while the task waited on it",
                         )
                         return
+                    failure = f"Kubernetes API kept failing: {error.status} {error.reason}"
+                except (aiohttp.ClientError, TimeoutError, OSError) as error:
+                    # ServerDisconnectedError, ClientPayloadError, connection refused...
+                    failure = f"Kubernetes API unreachable: {type(error).__name__}: {error}"
+                else:
+                    failure = ""
+                if failure:
                     errors += 1
                     if errors > self.max_api_errors:
-                        yield self._event(
-                            "error",
-                            last_state or "",
-                            f"Kubernetes API kept failing: {error.status} {error.reason}",
-                        )
+                        yield self._event("error", last_state or "", failure)
                         return
-                    await asyncio.sleep(min(self.poll_interval * 2**errors, 300))
-                    continue
-                except (TimeoutError, OSError) as error:
-                    errors += 1
-                    if errors > self.max_api_errors:
-                        yield self._event(
-                            "error", last_state or "", f"Kubernetes API unreachable: {error}"
-                        )
-                        return
+                    self.log.warning("%s (%d in a row); retrying", failure, errors)
                     await asyncio.sleep(min(self.poll_interval * 2**errors, 300))
                     continue
                 state, message = application_state(obj)
                 if state != last_state:
-                    self.log.info(
-                        "SparkApplication %s/%s: %s",
-                        self.namespace,
-                        self.name,
-                        state or "(no status yet)",
-                    )
+                    self._log_state(obj, state, message)
                     last_state = state
                 if state == COMPLETED:
                     yield self._event("success", state)
                     return
-                if state in FAILED_STATES:
+                if state == FAILED:
                     yield self._event("failed", state, message)
                     return
+                if state in STALLED_STATES:
+                    stalled_since = stalled_since or now
+                    if now - stalled_since >= self.stall_timeout:
+                        yield self._event(
+                            "stalled",
+                            state,
+                            f"SparkApplication {self.namespace}/{self.name} stayed "
+                            f"{', '.join(sorted(STALLED_STATES))} for {self.stall_timeout:.0f} s "
+                            f"(last: {state}, {STATE_MEANING[state]})",
+                        )
+                        return
+                else:
+                    stalled_since = None
                 await asyncio.sleep(self.poll_interval)

@@ -67,10 +67,22 @@ CASES: list[tuple[str, dict[str, Any], bool, list[str]]] = [
         ["exclusive"],
     ),
     (
-        "pgbouncer without secret",
-        {"pgbouncer": {"enabled": True}},
+        "simple auth without a passwords Secret",
+        {"auth": {"manager": "simple"}},
         True,
-        ["pgbouncer.existingSecret"],
+        ["auth.simple.passwordsSecret", "auth.manager=fab"],
+    ),
+    (
+        "simple auth without users",
+        {"auth": {"manager": "simple", "simple": {"users": None, "passwordsSecret": "pw"}}},
+        True,
+        ["auth.simple.users"],
+    ),
+    (
+        "httpRoute without a Gateway",
+        {"apiServer": {"httpRoute": {"enabled": True}}},
+        True,
+        ["apiServer.httpRoute.parentRefs"],
     ),
     (
         "both pdb fields",
@@ -91,6 +103,96 @@ CASES: list[tuple[str, dict[str, Any], bool, list[str]]] = [
         ["missing property 'key'"],
     ),
     ("empty executor", {"airflow": {"executor": ""}}, True, ["/airflow/executor"]),
+    # The extension points and the day-2 values are typed too.
+    (
+        "extra volume without a name",
+        {"workers": {"extraVolumes": [{"emptyDir": {}}]}},
+        True,
+        ["/workers/extraVolumes/0", "missing property 'name'"],
+    ),
+    (
+        "extra mount without a path",
+        {"scheduler": {"extraVolumeMounts": [{"name": "ca"}]}},
+        True,
+        ["/scheduler/extraVolumeMounts/0", "missing property 'mountPath'"],
+    ),
+    (
+        "sidecar without a name",
+        {"statsd": {"extraContainers": [{"image": "busybox"}]}},
+        True,
+        ["/statsd/extraContainers/0", "missing property 'name'"],
+    ),
+    (
+        "init container without a name",
+        {"pgbouncer": {"extraInitContainers": [{"image": "busybox"}]}},
+        True,
+        ["/pgbouncer/extraInitContainers/0", "missing property 'name'"],
+    ),
+    (
+        "command as a string",
+        {"scheduler": {"command": "airflow scheduler"}},
+        True,
+        ["/scheduler/command", "want array"],
+    ),
+    ("args of numbers", {"triggerer": {"args": [1]}}, True, ["/triggerer/args/0", "want string"]),
+    (
+        "unknown lifecycle hook",
+        {"apiServer": {"lifecycle": {"preStart": {}}}},
+        True,
+        ["/apiServer/lifecycle", "'preStart' not allowed"],
+    ),
+    (
+        "pod label of a number",
+        {"redis": {"podLabels": {"team": 7}}},
+        True,
+        ["/redis/podLabels/team", "want string"],
+    ),
+    (
+        "typo in global",
+        {"global": {"nodeSelectr": {"a": "b"}}},
+        True,
+        ["'nodeSelectr' not allowed"],
+    ),
+    (
+        "zero-day log retention",
+        {"logGroomer": {"retentionDays": 0}},
+        True,
+        ["/logGroomer/retentionDays", "minimum"],
+    ),
+    (
+        "typo in a component's log groomer",
+        {"workers": {"logGroomer": {"retention": 3}}},
+        True,
+        ["/workers/logGroomer", "'retention' not allowed"],
+    ),
+    ("unknown auth manager", {"auth": {"manager": "ldap"}}, True, ["/auth/manager"]),
+    (
+        "simple user with an unknown role",
+        {"auth": {"simple": {"users": {"bob": "root"}}}},
+        True,
+        ["/auth/simple/users/bob"],
+    ),
+    ("remote logging as a word", {"airflow": {"logging": {"remote": "yes"}}}, True, ["/airflow/logging/remote"]),
+    (
+        "ingress path type",
+        {"apiServer": {"ingress": {"pathType": "Any"}}},
+        True,
+        ["/apiServer/ingress/pathType"],
+    ),
+    (
+        "route parent without a name",
+        {"apiServer": {"httpRoute": {"parentRefs": [{"namespace": "gw"}]}}},
+        True,
+        ["/apiServer/httpRoute/parentRefs/0", "missing property 'name'"],
+    ),
+    ("zero-day db retention", {"dbClean": {"retentionDays": 0}}, True, ["/dbClean/retentionDays"]),
+    ("pgbouncer pool mode", {"pgbouncer": {"poolMode": "statement"}}, True, ["/pgbouncer/poolMode"]),
+    (
+        "keda connection key of a number",
+        {"workers": {"keda": {"connectionKey": 5}}},
+        True,
+        ["/workers/keda/connectionKey", "want string"],
+    ),
 ]
 
 

@@ -250,9 +250,9 @@ def test_secrets_init_job(chart: Any) -> None:
     own = chart.render({"auth": {"admin": {"existingSecret": "admin-pw"}}})
     env3 = {
         e["name"]: e["value"]
-        for e in _job(own, chart.name("secrets-init"))["spec"]["template"]["spec"][
-            "containers"
-        ][0]["env"]
+        for e in _job(own, chart.name("secrets-init"))["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
     }
     assert "admin-password" not in json.loads(env3["SECRET_KEYS"])
 

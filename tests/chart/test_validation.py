@@ -168,11 +168,16 @@ CASES: list[tuple[str, dict[str, Any], bool, list[str]]] = [
     ("unknown auth manager", {"auth": {"manager": "ldap"}}, True, ["/auth/manager"]),
     (
         "simple user with an unknown role",
-        {"auth": {"simple": {"users": {"bob": "root"}}}},
+        {"auth": {"simple": {"users": [{"username": "bob", "role": "root"}]}}},
         True,
-        ["/auth/simple/users/bob"],
+        ["/auth/simple/users/0/role"],
     ),
-    ("remote logging as a word", {"airflow": {"logging": {"remote": "yes"}}}, True, ["/airflow/logging/remote"]),
+    (
+        "remote logging as a word",
+        {"airflow": {"logging": {"remote": "yes"}}},
+        True,
+        ["/airflow/logging/remote"],
+    ),
     (
         "ingress path type",
         {"apiServer": {"ingress": {"pathType": "Any"}}},
@@ -186,7 +191,12 @@ CASES: list[tuple[str, dict[str, Any], bool, list[str]]] = [
         ["/apiServer/httpRoute/parentRefs/0", "missing property 'name'"],
     ),
     ("zero-day db retention", {"dbClean": {"retentionDays": 0}}, True, ["/dbClean/retentionDays"]),
-    ("pgbouncer pool mode", {"pgbouncer": {"poolMode": "statement"}}, True, ["/pgbouncer/poolMode"]),
+    (
+        "pgbouncer pool mode",
+        {"pgbouncer": {"poolMode": "statement"}},
+        True,
+        ["/pgbouncer/poolMode"],
+    ),
     (
         "keda connection key of a number",
         {"workers": {"keda": {"connectionKey": 5}}},

@@ -164,8 +164,16 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "logGroomer.intervalMinutes": {"type": "integer", "minimum": 1},
     "auth.manager": {"type": "string", "enum": ["fab", "simple"]},
     "auth.simple.users": {
-        "type": "object",
-        "additionalProperties": {"type": "string", "enum": ["admin", "op", "user", "viewer"]},
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["username", "role"],
+            "properties": {
+                "username": {"type": "string", "pattern": "^[^:,\\s]+$"},
+                "role": {"type": "string", "enum": ["admin", "op", "user", "viewer"]},
+            },
+        },
     },
     "auth.admin.username": {"type": "string", "minLength": 1},
     "auth.admin.passwordKey": {"type": "string", "minLength": 1},

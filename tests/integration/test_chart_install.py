@@ -655,11 +655,14 @@ def test_day2_objects_pass_server_side_dry_run(
     kinds = {o["kind"] for o in objects}
     assert {"CronJob", "Ingress", "HTTPRoute", "ScaledObject", "TriggerAuthentication"} <= kinds
     checked = []
+    # Pods are admitted only with their ServiceAccount present: those are really created.
+    objects.sort(key=lambda o: o["kind"] != "ServiceAccount")
     for o in objects:
         if o["kind"] in OPERATOR_KINDS:
             continue
         o["metadata"]["namespace"] = ns
-        cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(o))
+        dry = [] if o["kind"] == "ServiceAccount" else ["--dry-run=server"]
+        cluster.kubectl("create", *dry, "-f", "-", input=json.dumps(o))
         checked.append(o["kind"])
         template = o.get("spec", {}).get("template") or (
             o.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template")
@@ -683,3 +686,13 @@ def test_day2_objects_pass_server_side_dry_run(
             assert result.returncode == 0, f"{o['kind']}/{o['metadata']['name']}: {result.stderr}"
     assert checked.count("StatefulSet") == 3
     assert "CronJob" in checked
+    # Not blind: the same pod with a root sidecar is refused by the namespace's policy.
+    root = copy.deepcopy(pod)
+    root["spec"]["containers"].append(
+        {"name": "root", "image": "busybox:1.36", "securityContext": {"runAsUser": 0}}
+    )
+    refused = cluster.kubectl(
+        "create", "--dry-run=server", "-f", "-", input=json.dumps(root), check=False
+    )
+    assert refused.returncode != 0
+    assert "violates PodSecurity" in refused.stderr

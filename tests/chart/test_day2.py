@@ -92,6 +92,11 @@ def test_create_user_job_reads_the_password_from_a_secret(chart: Any) -> None:
         "key": "admin-password",
     }
     assert env["ADMIN_USERNAME"]["value"] == "admin"
+    # The Job syncs FAB's roles; the api-server replicas do not (no race between them).
+    assert env["AIRFLOW__FAB__UPDATE_FAB_PERMS"]["value"] == "True"
+    assert "update_fab_perms = False\n" in _cfg(chart, objects)
+    no_job = chart.render({"auth": {"admin": {"create": False}}})
+    assert "update_fab_perms" not in _cfg(chart, no_job)
     assert env["ADMIN_ROLE"]["value"] == "Admin"
     # The user's own Secret wins; a changed user means a new Job (the name hashes it).
     own = chart.render(

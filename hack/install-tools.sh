@@ -49,11 +49,29 @@ reports() {
 }
 
 install_helm() {
-  installed helm "$HELM_VERSION" && return 0
-  # Stamp the full version the way helm's Makefile does (otherwise it reports "v3.22").
-  GOBIN=$BIN go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
-  stamp helm "$HELM_VERSION"
+  # "+kube": the build stamps the Kubernetes version too (a helm built before did not).
+  installed helm "$HELM_VERSION+kube" && return 0
+  # The ldflags of helm's Makefile: the full version (otherwise it reports "v3.22") and
+  # the Kubernetes version its client-go module is for (client-go v0.X.Y -> 1.X), which
+  # `helm template` and `helm lint` use as .Capabilities.KubeVersion without a cluster
+  # (otherwise v1.20.0, and charts with a kubeVersion constraint fail to render).
+  local gomod client_go major minor pkg=helm.sh/helm/v3
+  gomod=$(go mod download -json "$pkg@v$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+  client_go=$(awk '$1 == "k8s.io/client-go" { print $2 }' "$gomod")
+  [[ $client_go =~ ^v0\.([0-9]+)\. ]] || { log "no k8s.io/client-go version in $gomod"; return 1; }
+  major=1 minor=${BASH_REMATCH[1]}
+  log "helm $HELM_VERSION: client-go $client_go, default Kubernetes version $major.$minor"
+  # Built aside, then renamed over the old binary: a helm running meanwhile (tests share
+  # .tools) keeps its file, and nobody ever runs a half-written one.
+  local out
+  out=$(mktemp -d "$TOOLS_DIR/.helm-build.XXXXXX")
+  GOBIN=$out go install -ldflags "-s -w -X $pkg/internal/version.version=v$HELM_VERSION -X $pkg/internal/version.gitTreeState=clean \
+    -X $pkg/pkg/lint/rules.k8sVersionMajor=$major -X $pkg/pkg/lint/rules.k8sVersionMinor=$minor \
+    -X $pkg/pkg/chartutil.k8sVersionMajor=$major -X $pkg/pkg/chartutil.k8sVersionMinor=$minor" \
+    "$pkg/cmd/helm@v$HELM_VERSION"
+  mv -f "$out/helm" "$BIN/helm"
+  rmdir "$out"
+  stamp helm "$HELM_VERSION+kube"
 }
 
 install_kwok() {

@@ -112,10 +112,14 @@ def name(component: str) -> str:
 
 
 def pod_specs(objects: list[Obj]) -> Iterator[tuple[str, Obj]]:
-    """Every pod spec the chart ships: workloads, Jobs and the KubernetesExecutor template."""
+    """Every pod spec the chart ships: workloads, Jobs, CronJobs and the KubernetesExecutor
+    template."""
     for o in objects:
         if o["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"]
+        if o["kind"] == "CronJob":
+            template = o["spec"]["jobTemplate"]["spec"]["template"]
+            yield f"CronJob/{o['metadata']['name']}", template["spec"]
         if o["kind"] == "ConfigMap" and "pod_template.yaml" in o.get("data", {}):
             pod = yaml.safe_load(o["data"]["pod_template.yaml"])
             yield f"pod-template/{o['metadata']['name']}", pod["spec"]

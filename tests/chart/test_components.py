@@ -17,6 +17,8 @@ AIRFLOW_DEPLOYMENTS = {
     "api-server": (2, None),
     "worker": (2, None),
 }
+#: Workers and triggerers are StatefulSets (stable hostnames for their log servers).
+KIND = {"worker": "StatefulSet", "triggerer": "StatefulSet"}
 STANDARD_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -41,7 +43,9 @@ def test_airflow_deployments(
     expected: tuple[int, str | None],
 ) -> None:
     replicas, job_type = expected
-    deployment = chart.one(default_objects, "Deployment", chart.name(component))
+    deployment = chart.one(
+        default_objects, KIND.get(component, "Deployment"), chart.name(component)
+    )
     assert deployment["spec"]["replicas"] == replicas
     spec = deployment["spec"]["template"]["spec"]
     main = spec["containers"][0]
@@ -52,6 +56,9 @@ def test_airflow_deployments(
     assert spec["serviceAccountName"] == chart.name(component)
     # Every component waits for the migration before starting.
     (init,) = spec["initContainers"]
+    # The log groomer runs beside every component that writes local logs.
+    names = [c["name"] for c in spec["containers"]]
+    assert names == [main["name"]] + ([] if component == "api-server" else ["log-groomer"])
     assert init["name"] == "wait-for-migrations"
     assert init["command"][:3] == ["airflow", "db", "check-migrations"]
     assert init["command"][3] == "--migration-wait-timeout=900"
@@ -83,11 +90,25 @@ def test_airflow_deployments(
             assert volume["emptyDir"]["sizeLimit"]
 
 
-def test_no_persistent_volume_claims_by_default(default_objects: list[dict[str, Any]]) -> None:
+def test_only_redis_claims_a_volume_by_default(
+    chart: Any, default_objects: list[dict[str, Any]]
+) -> None:
     assert not [o for o in default_objects if o["kind"] == "PersistentVolumeClaim"]
-    for o in default_objects:
-        if o["kind"] == "StatefulSet":
-            assert not o["spec"].get("volumeClaimTemplates")
+    claims = {
+        o["metadata"]["name"]: o["spec"].get("volumeClaimTemplates")
+        for o in default_objects
+        if o["kind"] == "StatefulSet"
+    }
+    # Queued tasks survive a Redis restart: its append-only file is on a PVC.
+    (redis_claim,) = claims.pop(chart.name("redis"))
+    assert redis_claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert not any(claims.values()), claims
+    redis = chart.one(default_objects, "StatefulSet", chart.name("redis"))
+    command = redis["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    off = chart.render({"redis": {"persistence": {"enabled": False}}}, ["redis-statefulset.yaml"])
+    assert "volumeClaimTemplates" not in off[0]["spec"]
+    assert off[0]["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]
 
 
 def test_redis_broker_and_service(chart: Any, default_objects: list[dict[str, Any]]) -> None:
@@ -155,14 +176,15 @@ def test_celery_only_has_no_kubernetes_executor_parts(chart: Any) -> None:
     assert not chart.find(objects, "Role", chart.name("scheduler"))
     scheduler = chart.one(objects, "Deployment", chart.name("scheduler"))
     assert scheduler["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
-    assert chart.find(objects, "Deployment", chart.name("worker"))
+    assert chart.find(objects, "StatefulSet", chart.name("worker"))
 
 
 def test_kubernetes_only_has_no_workers_or_broker(chart: Any) -> None:
     objects = chart.render(
         {"airflow": {"executor": "KubernetesExecutor"}, "redis": {"enabled": False}}
     )
-    assert not chart.find(objects, "Deployment", chart.name("worker"))
+    assert not chart.find(objects, "StatefulSet", chart.name("worker"))
+    assert not chart.find(objects, "Service", chart.name("worker"))
     assert not chart.find(objects, "StatefulSet", chart.name("redis"))
     assert not chart.find(objects, "PodDisruptionBudget", chart.name("worker"))
     # Task pods still run as the worker ServiceAccount.
@@ -179,7 +201,11 @@ def test_executor_list_is_the_same_everywhere(chart: Any) -> None:
     # One ConfigMap, mounted by every Airflow container through AIRFLOW_CONFIG.
     for where, spec in chart.pod_specs(objects):
         for c in chart.containers(spec):
-            if c["image"].startswith("orders-etl/airflow") and "secrets-init" not in where:
+            if (
+                c["image"].startswith("orders-etl/airflow")
+                and "secrets-init" not in where
+                and c["name"] not in ("log-groomer", "pgbouncer-config")
+            ):
                 env = {e["name"]: e.get("value") for e in c.get("env", [])}
                 assert env["AIRFLOW_CONFIG"] == "/opt/airflow/chart-config/airflow.cfg", where
                 assert "AIRFLOW__CORE__EXECUTOR" not in env, where
@@ -191,13 +217,29 @@ def test_hpa_and_keda(chart: Any) -> None:
     )
     hpa = chart.one(objects, "HorizontalPodAutoscaler", chart.name("worker"))
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 7)
-    assert "replicas" not in chart.one(objects, "Deployment", chart.name("worker"))["spec"]
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    assert "replicas" not in chart.one(objects, "StatefulSet", chart.name("worker"))["spec"]
     objects = chart.render({"workers": {"keda": {"enabled": True}}})
     scaled = chart.one(objects, "ScaledObject", chart.name("worker"))
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": chart.name("worker"),
+    }
     (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"]["passwordFromEnv"] == "REDIS_PASSWORD"
-    assert "password" not in trigger["metadata"]
+    # Running + queued task instances from the metadata DB, not the broker's queue length:
+    # workers busy with tasks are not scaled away.
+    assert trigger["type"] == "postgresql"
+    query = trigger["metadata"]["query"]
+    assert "state IN ('running', 'queued')" in query
+    assert "COUNT(*)::decimal / 16" in query
+    # KubernetesExecutor tasks (executor= on the task) need no Celery worker.
+    assert "executor NOT IN ('KubernetesExecutor')" in query
+    assert "connection" not in trigger["metadata"]
+    auth = chart.one(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "connection", "name": "orders-etl-db", "key": "connection"}
+    ]
 
 
 def test_optional_components(chart: Any) -> None:

@@ -106,7 +106,7 @@ def test_connections_as_env(chart: Any) -> None:
             ]
         }
     }
-    worker = chart.one(chart.render(values), "Deployment", chart.name("worker"))
+    worker = chart.one(chart.render(values), "StatefulSet", chart.name("worker"))
     env = {e["name"]: e for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["AIRFLOW_CONN_CLICKHOUSE_DEFAULT"]["valueFrom"]["secretKeyRef"] == {
         "name": "conns",
@@ -229,6 +229,7 @@ def test_secrets_init_job(chart: Any) -> None:
         "api-secret-key",
         "jwt-secret",
         "redis-password",
+        "admin-password",  # the FAB admin's, read by the create-user Job
     ]
     assert job["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-2"
     script = chart.one(objects, "ConfigMap", chart.name("secrets-init"))["data"][
@@ -245,6 +246,15 @@ def test_secrets_init_job(chart: Any) -> None:
         ][0]["env"]
     }
     assert "redis-password" not in json.loads(env2["SECRET_KEYS"])
+    # An admin password from the user's own Secret is not generated.
+    own = chart.render({"auth": {"admin": {"existingSecret": "admin-pw"}}})
+    env3 = {
+        e["name"]: e["value"]
+        for e in _job(own, chart.name("secrets-init"))["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+    }
+    assert "admin-password" not in json.loads(env3["SECRET_KEYS"])
 
 
 def test_sync_waves_order_dependencies(chart: Any) -> None:

@@ -42,6 +42,7 @@ def test_every_expected_scenario_exists() -> None:
         "external-db",
         "no-spark",
         "networkpolicies",
+        "day2",
     ):
         assert f"{scenario}-values.yaml" in names
 
@@ -61,3 +62,18 @@ def test_lint_reports_a_missing_database_secret() -> None:
     # Without the required Secret reference the chart's validation fails; lint logs it.
     result = _lint()
     assert "Fail: database.existingSecret is required" in result.stderr
+
+
+def test_template_works_without_kube_version() -> None:
+    """Like a released helm: the project's helm carries a Kubernetes version (its client-go
+    module's, stamped by hack/install-tools.sh), so the chart's `kubeVersion: >=1.29`
+    holds without `--kube-version` (a helm built without it says v1.20.0 and refuses)."""
+    helm = str(paths.tool("helm"))
+    result = subprocess.run(
+        [helm, "template", "oe", str(CHART), "--set", "database.existingSecret=db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "kind: StatefulSet" in result.stdout

@@ -29,6 +29,8 @@ AIRFLOW = {
     "worker",
     "migrate",
     "bootstrap",
+    "create-user",
+    "db-clean",
     "secrets-init",
     "task",
 }

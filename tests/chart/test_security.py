@@ -75,7 +75,7 @@ def test_component_security_context_override_merges(chart: Any) -> None:
     sc = scheduler["spec"]["template"]["spec"]["containers"][0]["securityContext"]
     assert sc["readOnlyRootFilesystem"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]  # the rest of the global context stays
-    triggerer = chart.one(objects, "Deployment", chart.name("triggerer"))
+    triggerer = chart.one(objects, "StatefulSet", chart.name("triggerer"))
     assert triggerer["spec"]["template"]["spec"]["containers"][0]["securityContext"][
         "readOnlyRootFilesystem"
     ]

@@ -11,6 +11,7 @@ Two targets (localplatform.chart_e2e), picked by CHART_E2E_TARGET:
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -59,10 +60,12 @@ def platform() -> ChartE2E:
 
 
 def _workload_pods(e2e: ChartE2E) -> list[dict[str, Any]]:
+    """The pods of the Deployments and StatefulSets (workers, triggerers), not of Jobs."""
     return [
         p
         for p in e2e.pods()
-        if p["metadata"].get("ownerReferences", [{}])[0].get("kind") == "ReplicaSet"
+        if p["metadata"].get("ownerReferences", [{}])[0].get("kind")
+        in ("ReplicaSet", "StatefulSet")
         and not p["metadata"].get("deletionTimestamp")
     ]
 
@@ -280,27 +283,33 @@ def test_a_failing_driver_fails_the_application_with_its_error(platform: ChartE2
     kubectl("delete", "sparkapplication", name, "-n", platform.spark_namespace)
 
 
-def _token(platform: ChartE2E, base: str) -> str:
-    """A JWT from the API server at `base` (SimpleAuthManager), whose generated admin
-    password is read from inside the pod."""
-    pod = next(
-        p
-        for p in _workload_pods(platform)
-        if p["metadata"]["labels"].get("app.kubernetes.io/component") == "api-server"
-    )
-    passwords = json.loads(
+def _admin_password(platform: ChartE2E) -> str:
+    """The FAB admin's password: the chart's generated Secret (secrets-init made it; the
+    create-user Job set it)."""
+    secret = json.loads(
         platform.cluster.kubectl(
-            "exec", "-n", NAMESPACE, pod["metadata"]["name"], "--",
-            "cat", "/tmp/simple_auth_manager_passwords.json.generated",
+            "get", "secret", f"{RELEASE}-generated", "-n", NAMESPACE, "-o", "json"
         ).stdout
-    )  # fmt: skip
-    user, password = next(iter(passwords.items()))
-    body = json.dumps({"username": user, "password": password}).encode()
-    request = urllib.request.Request(  # noqa: S310 (the pod, or a port-forward to it)
-        f"{base}/auth/token", data=body, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        return str(json.loads(response.read())["access_token"])
+    return base64.b64decode(secret["data"]["admin-password"]).decode()
+
+
+def _token(platform: ChartE2E, base: str, timeout: float = 600) -> str:
+    """A JWT from the API server at `base` for the chart's FAB admin. Retries while the
+    create-user Job (not waited for by `helm --wait`) has not created the user yet."""
+    body = json.dumps({"username": "admin", "password": _admin_password(platform)}).encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(  # noqa: S310 (a port-forward to the Service)
+            f"{base}/auth/token", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return str(json.loads(response.read())["access_token"])
+        except urllib.error.HTTPError as err:
+            if err.code != 401 or time.monotonic() > deadline:
+                raise
+        time.sleep(5)
 
 
 def _call(base: str, token: str, method: str, path: str, body: Any = None) -> Any:
@@ -477,16 +486,194 @@ def _gold(platform: ChartE2E) -> list[list[Any]]:
     )
 
 
+# ---- day-2: login, task logs, housekeeping ------------------------------------------------
+
+#: Run inside a pod (through the cluster's Service routing, so the same on every target):
+#: log in N times at each URL, use each token to list the DAGs at the next URL, print one
+#: JSON line {url: [login status, list status, ...]}. The password comes on stdin.
+_LOGINS = """
+import json, sys, urllib.error, urllib.request
+password = sys.stdin.read().strip()
+urls, n = sys.argv[1].split(","), int(sys.argv[2])
+def call(url, body=None, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, None
+out = {}
+for i, url in enumerate(urls):
+    other = urls[(i + 1) % len(urls)]
+    results = []
+    for _ in range(n):
+        status, body = call(url + "/auth/token", {"username": "admin", "password": password})
+        results.append(status)
+        token = (body or {}).get("access_token")
+        results.append(call(other + "/api/v2/dags?limit=1", token=token)[0] if token else 0)
+    out[url] = results
+print(json.dumps(out))
+"""
+
+
+def _component_pods(platform: ChartE2E, component: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in _workload_pods(platform)
+        if p["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    ]
+
+
+def _logins(platform: ChartE2E, urls: list[str], n: int) -> dict[str, list[int]]:
+    """`_LOGINS` run in a scheduler pod (python and the cluster's DNS are there)."""
+    scheduler = _component_pods(platform, "scheduler")[0]["metadata"]["name"]
+    out = platform.cluster.kubectl(
+        "exec", "-i", "-n", NAMESPACE, scheduler, "-c", "scheduler", "--",
+        "python", "-c", _LOGINS, ",".join(urls), str(n),
+        input=_admin_password(platform), timeout=600,
+    ).stdout  # fmt: skip
+    result: dict[str, list[int]] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.timeout(1800)
+def test_login_works_on_every_api_server_replica(platform: ChartE2E) -> None:
+    """2 api-server replicas: 20 logins through the Service, each token used to list the
+    DAGs, all succeed (one user store, one JWT secret); a token from each pod works on
+    the other; a replaced replica knows the same admin."""
+    with platform.airflow_api() as base:
+        _token(platform, base)  # waits for the create-user Job
+    service = f"http://{RELEASE}-api-server.{NAMESPACE}.svc:8080"
+    pods = _component_pods(platform, "api-server")
+    assert len(pods) == 2
+    through_service = _logins(platform, [service], 20)[service]
+    assert through_service == [201, 200] * 20, through_service
+    direct = [f"http://{p['status']['podIP']}:8080" for p in pods]
+    crossed = _logins(platform, direct, 3)
+    assert all(r == [201, 200] * 3 for r in crossed.values()), crossed
+    # Delete one replica: its successor serves the same login.
+    victim = pods[0]["metadata"]["name"]
+    platform.cluster.kubectl("delete", "pod", victim, "-n", NAMESPACE, "--wait=true")
+    platform.cluster.kubectl(
+        "rollout", "status", f"deployment/{RELEASE}-api-server", "-n", NAMESPACE,
+        "--timeout=600s", timeout=660,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not (
+        len(_component_pods(platform, "api-server")) == 2
+        and _all_ready(_component_pods(platform, "api-server"))
+    ):
+        assert time.monotonic() < deadline, "the api-server did not come back to 2 Ready pods"
+        time.sleep(5)
+    pods = _component_pods(platform, "api-server")
+    assert victim not in {p["metadata"]["name"] for p in pods}
+    after = _logins(platform, [service, *[f"http://{p['status']['podIP']}:8080" for p in pods]], 3)
+    assert all(r == [201, 200] * 3 for r in after.values()), after
+
+
+@pytest.mark.timeout(900)
+def test_a_celery_task_log_is_readable_through_the_api(platform: ChartE2E) -> None:
+    """After a pipeline run (test_the_pipeline_runs_in_the_pods): the log of the Celery
+    task verify_staging through the api-server, its lines and not "Could not read served
+    logs"; and the worker hostname Airflow recorded resolves inside the cluster, so the
+    log of a running task is reachable on the worker's log server too."""
+    with platform.airflow_api() as base:
+        token = _token(platform, base)
+        runs = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns?state=success&limit=100")
+        assert runs["dag_runs"], "no successful run: run test_the_pipeline_runs_in_the_pods"
+        run_id = sorted(runs["dag_runs"], key=lambda r: r["end_date"])[-1]["dag_run_id"]
+        ti = _call(
+            base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/verify_staging"
+        )
+        assert ti["state"] == "success"
+        assert ti["executor"] in (None, "CeleryExecutor"), ti["executor"]
+        log = _call(
+            base, token, "GET",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/verify_staging/logs/{ti['try_number']}",
+        )  # fmt: skip
+    text = json.dumps(log["content"])
+    assert "Could not read served logs" not in text, text[:2000]
+    assert "Failed to resolve" not in text, text[:2000]
+    assert "task_id=verify_staging" in text, text[:2000]
+    assert len(log["content"]) > 3, text[:2000]
+    hostname = ti["hostname"]
+    assert hostname.startswith(f"{RELEASE}-worker-"), hostname
+    api = _component_pods(platform, "api-server")[0]["metadata"]["name"]
+    probe = (
+        "import socket, sys; s = socket.create_connection((sys.argv[1], 8793), timeout=10); "
+        "print('connected', s.getpeername()[0])"
+    )
+    out = platform.cluster.kubectl(
+        "exec", "-n", NAMESPACE, api, "-c", "api-server", "--", "python", "-c", probe, hostname
+    ).stdout
+    assert "connected" in out, out
+
+
+_DB_CLEAN_PROBE = """
+import datetime as dt, sys
+from sqlalchemy import text
+from airflow.utils.session import create_session
+now = dt.datetime.now(dt.timezone.utc)
+with create_session() as s:
+    if sys.argv[1] == "insert":
+        s.execute(text("DELETE FROM log WHERE event LIKE 'db-clean-probe-%'"))
+        for event, age in (("db-clean-probe-old", 200), ("db-clean-probe-recent", 1)):
+            s.execute(
+                text("INSERT INTO log (dttm, event, owner) VALUES (:dttm, :event, 'node-test')"),
+                {"dttm": now - dt.timedelta(days=age), "event": event},
+            )
+    print(",".join(r[0] for r in s.execute(text(
+        "SELECT event FROM log WHERE event LIKE 'db-clean-probe-%' ORDER BY event"))))
+"""
+
+
+@pytest.mark.timeout(1200)
+def test_db_clean_job_keeps_the_last_days(platform: ChartE2E) -> None:
+    """The db-clean CronJob's Job, run once: an audit-log row older than
+    dbClean.retentionDays (90) goes, one from yesterday stays, and so do the DAG runs."""
+    scheduler = _component_pods(platform, "scheduler")[0]["metadata"]["name"]
+
+    def probe(action: str) -> str:
+        out = platform.cluster.kubectl(
+            "exec", "-n", NAMESPACE, scheduler, "-c", "scheduler", "--",
+            "python", "-c", _DB_CLEAN_PROBE, action, timeout=300,
+        ).stdout  # fmt: skip
+        return out.strip().splitlines()[-1]
+
+    assert probe("insert") == "db-clean-probe-old,db-clean-probe-recent"
+    with platform.airflow_api() as base:
+        token = _token(platform, base)
+        runs_before = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns?limit=1")["total_entries"]
+    job = f"db-clean-once-{int(time.time())}"
+    k = platform.cluster.kubectl
+    k("create", "job", job, f"--from=cronjob/{RELEASE}-db-clean", "-n", NAMESPACE)
+    k("wait", f"job/{job}", "-n", NAMESPACE, "--for=condition=Complete", "--timeout=900s",
+      timeout=960)  # fmt: skip
+    logs = k("logs", f"job/{job}", "-n", NAMESPACE).stdout
+    assert "deleting metadata older than 90 days" in logs, logs
+    assert probe("list") == "db-clean-probe-recent"
+    with platform.airflow_api() as base:
+        token = _token(platform, base)
+        runs_after = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns?limit=1")["total_entries"]
+    assert runs_after == runs_before >= 1
+    k("delete", "job", job, "-n", NAMESPACE, "--wait=false")
+
+
 @pytest.mark.timeout(3600)
 def test_helm_upgrade_rolls_the_pods(platform: ChartE2E) -> None:
-    before = {p["metadata"]["name"] for p in _workload_pods(platform)}
+    # By uid: a StatefulSet's rolled pod keeps its name (worker-0 stays worker-0).
+    before = {p["metadata"]["uid"] for p in _workload_pods(platform)}
     started = time.monotonic()
     # A changed airflow.cfg: every component's config checksum changes, so all roll.
     platform.install_chart({"airflow": {"config": {"core": {"default_task_retries": "2"}}}})
     print(f"helm upgrade --wait: {time.monotonic() - started:.1f} s")
     after = _workload_pods(platform)
     assert _all_ready(after)
-    assert not before & {p["metadata"]["name"] for p in after}, "some pods did not roll"
+    assert not before & {p["metadata"]["uid"] for p in after}, "some pods did not roll"
     jobs = json.loads(
         platform.cluster.kubectl("get", "jobs", "-n", NAMESPACE, "-o", "json").stdout
     )["items"]

@@ -49,6 +49,21 @@ INT_OR_PERCENT_OR_NULL: dict[str, Any] = {
         {"type": "null"},
     ]
 }
+STRING_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+
+
+def named_list(*required: str) -> dict[str, Any]:
+    """A list of Kubernetes objects that must carry `required` keys (volumes, containers)."""
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": list(required),
+            "properties": {k: {"type": "string", "minLength": 1} for k in required},
+        },
+    }
+
+
 ENV_LIST: dict[str, Any] = {
     "type": "array",
     "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
@@ -62,7 +77,6 @@ SECRET_REF: dict[str, Any] = {
 
 # Dotted paths (fnmatch patterns, `*` = one key) -> schema replacing the inferred one.
 OVERRIDES: dict[str, dict[str, Any]] = {
-    "global": OPEN_OBJECT,
     "commonLabels": STRING_MAP,
     "podSecurityContext": OPEN_OBJECT,
     "containerSecurityContext": OPEN_OBJECT,
@@ -124,6 +138,69 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "*.startupProbe": PROBE,
     "*.extraEnv": ENV_LIST,
     "*.podAnnotations": STRING_MAP,
+    "*.podLabels": STRING_MAP,
+    "*.command": STRING_LIST,
+    "*.args": STRING_LIST,
+    "*.lifecycle": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"postStart": OPEN_OBJECT, "preStop": OPEN_OBJECT, "stopSignal": {"type": "string"}},
+    },
+    "*.extraVolumes": named_list("name"),
+    "*.extraVolumeMounts": named_list("name", "mountPath"),
+    "*.extraContainers": named_list("name"),
+    "*.extraInitContainers": named_list("name"),
+    "*.logGroomer": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "enabled": {"type": "boolean"},
+            "retentionDays": {"type": "integer", "minimum": 1},
+            "intervalMinutes": {"type": "integer", "minimum": 1},
+            "resources": OPEN_OBJECT,
+        },
+    },
+    "logGroomer.retentionDays": {"type": "integer", "minimum": 1},
+    "logGroomer.intervalMinutes": {"type": "integer", "minimum": 1},
+    "auth.manager": {"type": "string", "enum": ["fab", "simple"]},
+    "auth.simple.users": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["username", "role"],
+            "properties": {
+                "username": {"type": "string", "pattern": "^[^:,\\s]+$"},
+                "role": {"type": "string", "enum": ["admin", "op", "user", "viewer"]},
+            },
+        },
+    },
+    "auth.admin.username": {"type": "string", "minLength": 1},
+    "auth.admin.passwordKey": {"type": "string", "minLength": 1},
+    "airflow.logging.remote": {"enum": ["auto", True, False]},
+    "apiServer.ingress.hosts": STRING_LIST,
+    "apiServer.ingress.tls": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"secretName": {"type": "string"}, "hosts": STRING_LIST},
+        },
+    },
+    "apiServer.ingress.pathType": {
+        "type": "string",
+        "enum": ["Prefix", "Exact", "ImplementationSpecific"],
+    },
+    "apiServer.ingress.path": {"type": "string", "pattern": "^/"},
+    "apiServer.httpRoute.path": {"type": "string", "pattern": "^/"},
+    "apiServer.httpRoute.parentRefs": named_list("name"),
+    "apiServer.httpRoute.hostnames": STRING_LIST,
+    "dbClean.retentionDays": {"type": "integer", "minimum": 1},
+    "dbClean.schedule": {"type": "string", "minLength": 9},
+    "dbClean.tables": STRING_LIST,
+    "pgbouncer.poolMode": {"type": "string", "enum": ["transaction", "session"]},
+    "pgbouncer.upstreamKey": {"type": "string", "minLength": 1},
+    "redis.persistence.size": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?([KMGTPE]i?)?$"},
     "*.nodeSelector": STRING_MAP,
     "*.tolerations": OBJECT_LIST,
     "*.affinity": OPEN_OBJECT,
@@ -193,7 +270,8 @@ def infer(value: Any, path: str) -> dict[str, Any]:
 def build() -> dict[str, Any]:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = infer(values, "")
-    schema["properties"]["global"] = OPEN_OBJECT
+    # helm adds `global` to every chart's values; this chart's keys in it are typed.
+    schema["properties"].setdefault("global", OPEN_OBJECT)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "orders-etl chart values",

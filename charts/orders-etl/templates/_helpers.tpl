@@ -156,7 +156,8 @@ Usage: {{ if include "orders-etl.hasKubernetes" . }}
 {{- end -}}
 
 {{/*
-Name of the Secret with fernet-key, api-secret-key, jwt-secret (+ redis-password):
+Name of the Secret with fernet-key, api-secret-key, jwt-secret (+ redis-password, and
+the FAB admin's password unless auth.admin.existingSecret is set):
 secrets.existingSecret, else the Secret the secrets-init Job generates.
 Usage: {{ include "orders-etl.secretName" . }}
 */}}
@@ -171,6 +172,7 @@ Usage: {{ include "orders-etl.generatedKeys" . | fromJsonArray }}
 {{- define "orders-etl.generatedKeys" -}}
 {{- $keys := list "fernet-key" "api-secret-key" "jwt-secret" -}}
 {{- if .Values.redis.enabled }}{{ $keys = append $keys "redis-password" }}{{ end -}}
+{{- if and (include "orders-etl.createUser" .) (not .Values.auth.admin.existingSecret) }}{{ $keys = append $keys .Values.auth.admin.passwordKey }}{{ end -}}
 {{- toJson $keys -}}
 {{- end -}}
 
@@ -195,17 +197,21 @@ Usage: {{ include "orders-etl.containerSecurityContext" (dict "ctx" $ "values" .
 {{- end -}}
 
 {{/*
-Scheduling of the Jobs' pods (migration, bootstrap, secrets-init): jobs.nodeSelector and
-jobs.tolerations.
+Scheduling of the Jobs' pods (migration, bootstrap, create-user, secrets-init, db-clean):
+jobs.nodeSelector and jobs.tolerations, else the global ones.
 Usage: {{ with include "orders-etl.jobScheduling" . | trim }}{{ . | nindent 6 }}{{ end }}
 */}}
 {{- define "orders-etl.jobScheduling" -}}
-{{- with .Values.jobs.nodeSelector }}
+{{- with .Values.jobs.nodeSelector | default .Values.global.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.jobs.tolerations }}
+{{- with .Values.jobs.tolerations | default .Values.global.tolerations }}
 tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.global.affinity }}
+affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
@@ -213,15 +219,18 @@ tolerations:
 {{/*
 Scheduling of a component's pods: nodeSelector, tolerations, priorityClassName, affinity
 (default: preferred anti-affinity per node) and topology spread (default: across zones,
-ScheduleAnyway so a single-zone cluster still schedules).
+ScheduleAnyway so a single-zone cluster still schedules). Each of nodeSelector,
+tolerations, affinity and topologySpreadConstraints is the component's value when set,
+else the global one (`global.*`), else the chart's default: replaced, never merged.
 Usage: {{ include "orders-etl.scheduling" (dict "ctx" $ "component" "scheduler" "values" .Values.scheduler) | nindent 6 }}
 */}}
 {{- define "orders-etl.scheduling" -}}
-{{- with .values.nodeSelector }}
+{{- $g := .ctx.Values.global -}}
+{{- with .values.nodeSelector | default $g.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .values.tolerations }}
+{{- with .values.tolerations | default $g.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -229,8 +238,8 @@ tolerations:
 priorityClassName: {{ . }}
 {{- end }}
 affinity:
-{{- if .values.affinity }}
-  {{- toYaml .values.affinity | nindent 2 }}
+{{- with .values.affinity | default $g.affinity }}
+  {{- toYaml . | nindent 2 }}
 {{- else }}
   podAntiAffinity:
     preferredDuringSchedulingIgnoredDuringExecution:
@@ -242,8 +251,8 @@ affinity:
               {{- include "orders-etl.selectorLabels" . | nindent 14 }}
 {{- end }}
 topologySpreadConstraints:
-{{- if .values.topologySpreadConstraints }}
-  {{- toYaml .values.topologySpreadConstraints | nindent 2 }}
+{{- with .values.topologySpreadConstraints | default $g.topologySpreadConstraints }}
+  {{- toYaml . | nindent 2 }}
 {{- else }}
   - maxSkew: 1
     topologyKey: topology.kubernetes.io/zone
@@ -251,6 +260,86 @@ topologySpreadConstraints:
     labelSelector:
       matchLabels:
         {{- include "orders-etl.selectorLabels" . | nindent 8 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Pod template metadata of a component: its labels plus `podLabels`, the checksum
+annotations (unless "checksums" false) plus `podAnnotations` and any "annotations" given.
+Usage: {{ include "orders-etl.podMetadata" (dict "ctx" $ "component" "scheduler" "values" .Values.scheduler) | nindent 4 }}
+*/}}
+{{- define "orders-etl.podMetadata" -}}
+labels:
+  {{- include "orders-etl.labels" . | nindent 2 }}
+  {{- with .values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- $annotations := dict -}}
+{{- if not (eq (toString .checksums) "false") }}{{ $annotations = include "orders-etl.checksums" .ctx | fromYaml }}{{ end -}}
+{{- $annotations = merge $annotations (default dict .annotations) (default dict .values.podAnnotations) -}}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+command, args and lifecycle of a component's main container: `command` / `args` from
+values when set (templated), else the chart's defaults; `lifecycle` as given.
+Usage: {{ include "orders-etl.containerCommand" (dict "ctx" $ "values" $v "command" (list "airflow" "scheduler")) | nindent 10 }}
+*/}}
+{{- define "orders-etl.containerCommand" -}}
+{{- with .values.command | default .command }}
+command: {{ tpl (toJson .) $.ctx }}
+{{- end }}
+{{- with .values.args | default .args }}
+args: {{ tpl (toJson .) $.ctx }}
+{{- end }}
+{{- with .values.lifecycle }}
+lifecycle:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A list from values rendered as YAML list items, templated (extraVolumes,
+extraVolumeMounts, extraContainers, extraInitContainers may use {{ .Release.Name }}).
+Renders nothing for an empty list.
+Usage: {{- include "orders-etl.extraList" (dict "ctx" $ "list" $v.extraVolumes) | nindent 8 }}
+*/}}
+{{- define "orders-etl.extraList" -}}
+{{- with .list }}
+{{- tpl (toYaml .) $.ctx }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The log-groomer sidecar: deletes local log files older than `retentionDays` days (and
+the folders it empties) every `intervalMinutes`, so the logs emptyDir never fills up
+and gets the pod evicted. `logGroomer` merged with the component's `logGroomer`.
+Usage: {{- include "orders-etl.logGroomer" (dict "ctx" $ "values" .Values.workers) | nindent 8 }}
+*/}}
+{{- define "orders-etl.logGroomer" -}}
+{{- $g := mergeOverwrite (deepCopy .ctx.Values.logGroomer) (default dict .values.logGroomer) -}}
+{{- if $g.enabled }}
+- name: log-groomer
+  image: {{ include "orders-etl.airflowImage" .ctx }}
+  imagePullPolicy: {{ .ctx.Values.images.airflow.pullPolicy }}
+  command: ["sh", "-c", {{ .ctx.Files.Get "files/log-groomer.sh" | quote }}]
+  env:
+    - name: LOG_DIR
+      value: /opt/airflow/logs
+    - name: RETENTION_DAYS
+      value: {{ $g.retentionDays | int64 | quote }}
+    - name: INTERVAL_SECONDS
+      value: {{ mul (int64 $g.intervalMinutes) 60 | quote }}
+  resources:
+    {{- toYaml $g.resources | nindent 4 }}
+  securityContext:
+    {{- include "orders-etl.containerSecurityContext" (dict "ctx" .ctx "values" .values) | nindent 4 }}
+  volumeMounts:
+    - name: logs
+      mountPath: /opt/airflow/logs
 {{- end }}
 {{- end -}}
 
@@ -449,22 +538,27 @@ Usage: {{ include "orders-etl.airflowVolumeMounts" (dict "podTemplate" true) | n
 {{/*
 Init container that waits until the migration Job has brought the schema to this
 image's head (`airflow db check-migrations`), so components never start on an old schema.
-Usage: {{ include "orders-etl.waitForMigrations" $ | nindent 8 }}
+It gets the component's `extraVolumeMounts` too (CA bundles, client certificates).
+Usage: {{ include "orders-etl.waitForMigrations" (dict "ctx" $ "values" $v) | nindent 8 }}
 */}}
 {{- define "orders-etl.waitForMigrations" -}}
+{{- $ctx := .ctx -}}
 - name: wait-for-migrations
-  image: {{ include "orders-etl.airflowImage" . }}
-  imagePullPolicy: {{ .Values.images.airflow.pullPolicy }}
-  command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ .Values.migrations.waitTimeout }}"]
+  image: {{ include "orders-etl.airflowImage" $ctx }}
+  imagePullPolicy: {{ $ctx.Values.images.airflow.pullPolicy }}
+  command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ $ctx.Values.migrations.waitTimeout }}"]
   env:
-    {{- include "orders-etl.airflowEnv" (dict "ctx" .) | nindent 4 }}
-  {{- with include "orders-etl.airflowEnvFrom" . | trim }}{{ . | nindent 2 }}{{ end }}
+    {{- include "orders-etl.airflowEnv" (dict "ctx" $ctx) | nindent 4 }}
+  {{- with include "orders-etl.airflowEnvFrom" $ctx | trim }}{{ . | nindent 2 }}{{ end }}
   resources:
-    {{- toYaml .Values.migrations.resources | nindent 4 }}
+    {{- toYaml $ctx.Values.migrations.resources | nindent 4 }}
   securityContext:
-    {{- include "orders-etl.containerSecurityContext" (dict "ctx" .) | nindent 4 }}
+    {{- include "orders-etl.containerSecurityContext" (dict "ctx" $ctx) | nindent 4 }}
   volumeMounts:
     {{- include "orders-etl.airflowVolumeMounts" dict | nindent 4 }}
+    {{- if .values }}
+    {{- include "orders-etl.extraList" (dict "ctx" $ctx "list" .values.extraVolumeMounts) | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{/*
@@ -506,4 +600,126 @@ Usage: {{ include "orders-etl.syncWave" "-3" | nindent 4 }}
 */}}
 {{- define "orders-etl.syncWave" -}}
 argocd.argoproj.io/sync-wave: {{ . | quote }}
+{{- end -}}
+
+{{/*
+The pod template of an Airflow component (scheduler, triggerer, dag-processor,
+api-server, workers): metadata, scheduling, the wait-for-migrations init container,
+the main container with the Airflow env, and every extension point of the component's
+values (podLabels, podAnnotations, command, args, lifecycle, extraVolumes,
+extraVolumeMounts, extraContainers, extraInitContainers, logGroomer).
+Params: ctx, component, values; command (default command list); container (the name);
+automount ("true"/"false"); grace (seconds); podTemplate (mount the pod template);
+groomer (run the log groomer); ports, probes (YAML of the container's ports/probes);
+annotations (extra pod annotations); initContainers, volumes, volumeMounts (extra YAML
+lists of the chart's own); hostname/subdomain come from the StatefulSet.
+Usage: {{ include "orders-etl.airflowPod" (dict "ctx" $ "component" "scheduler" "values" $v "command" (list "airflow" "scheduler") ...) | nindent 4 }}
+*/}}
+{{- define "orders-etl.airflowPod" -}}
+{{- $ctx := .ctx -}}
+{{- $v := .values -}}
+{{- $sel := dict "ctx" $ctx "component" .component "values" $v -}}
+metadata:
+  {{- include "orders-etl.podMetadata" (merge (dict "annotations" .annotations) $sel) | nindent 2 }}
+spec:
+  serviceAccountName: {{ include "orders-etl.serviceAccountName" $sel }}
+  automountServiceAccountToken: {{ .automount }}
+  securityContext:
+    {{- include "orders-etl.podSecurityContext" (dict "ctx" $ctx "values" $v) | nindent 4 }}
+  {{- with include "orders-etl.imagePullSecrets" $ctx | trim }}{{ . | nindent 2 }}{{ end }}
+  {{- include "orders-etl.scheduling" $sel | trim | nindent 2 }}
+  terminationGracePeriodSeconds: {{ .grace }}
+  initContainers:
+    {{- include "orders-etl.waitForMigrations" (dict "ctx" $ctx "values" $v) | nindent 4 }}
+    {{- with .initContainers }}{{ . | nindent 4 }}{{ end }}
+    {{- include "orders-etl.extraList" (dict "ctx" $ctx "list" $v.extraInitContainers) | nindent 4 }}
+  containers:
+    - name: {{ .container }}
+      image: {{ include "orders-etl.airflowImage" $ctx }}
+      imagePullPolicy: {{ $ctx.Values.images.airflow.pullPolicy }}
+      {{- include "orders-etl.containerCommand" (dict "ctx" $ctx "values" $v "command" .command) | nindent 6 }}
+      {{- with .ports }}
+      ports:
+        {{- . | nindent 8 }}
+      {{- end }}
+      env:
+        {{- include "orders-etl.airflowEnv" (dict "ctx" $ctx "extra" $v.extraEnv) | nindent 8 }}
+      {{- with include "orders-etl.airflowEnvFrom" $ctx | trim }}{{ . | nindent 6 }}{{ end }}
+      resources:
+        {{- toYaml $v.resources | nindent 8 }}
+      securityContext:
+        {{- include "orders-etl.containerSecurityContext" (dict "ctx" $ctx "values" $v) | nindent 8 }}
+      {{- with .probes }}{{ . | nindent 6 }}{{ end }}
+      volumeMounts:
+        {{- include "orders-etl.airflowVolumeMounts" (dict "podTemplate" .podTemplate) | nindent 8 }}
+        {{- with .volumeMounts }}{{ . | nindent 8 }}{{ end }}
+        {{- include "orders-etl.extraList" (dict "ctx" $ctx "list" $v.extraVolumeMounts) | nindent 8 }}
+    {{- if .groomer }}
+    {{- include "orders-etl.logGroomer" (dict "ctx" $ctx "values" $v) | nindent 4 }}
+    {{- end }}
+    {{- include "orders-etl.extraList" (dict "ctx" $ctx "list" $v.extraContainers) | nindent 4 }}
+  volumes:
+    {{- include "orders-etl.airflowVolumes" (dict "ctx" $ctx "podTemplate" .podTemplate) | nindent 4 }}
+    {{- with .volumes }}{{ . | nindent 4 }}{{ end }}
+    {{- include "orders-etl.extraList" (dict "ctx" $ctx "list" $v.extraVolumes) | nindent 4 }}
+{{- end -}}
+
+{{/*
+Init container of the api-server with SimpleAuthManager: copies the passwords file from
+auth.simple.passwordsSecret into /tmp (SimpleAuthManager opens it read-write; Secret
+volumes are read-only), so every replica has the same users and passwords.
+Usage: {{ include "orders-etl.simpleAuthPasswordsInit" . }}
+*/}}
+{{- define "orders-etl.simpleAuthPasswordsInit" -}}
+- name: simple-auth-passwords
+  image: {{ include "orders-etl.airflowImage" . }}
+  imagePullPolicy: {{ .Values.images.airflow.pullPolicy }}
+  command: ["cp", "/opt/airflow/simple-auth/passwords.json", "/tmp/simple_auth_manager_passwords.json"]
+  resources:
+    {{- toYaml .Values.secrets.generate.resources | nindent 4 }}
+  securityContext:
+    {{- include "orders-etl.containerSecurityContext" (dict "ctx" . "values" .Values.apiServer) | nindent 4 }}
+  volumeMounts:
+    - name: simple-auth-passwords
+      mountPath: /opt/airflow/simple-auth
+      readOnly: true
+    - name: tmp
+      mountPath: /tmp
+{{- end -}}
+
+{{/*
+Name and key of the Secret holding the FAB admin's password: auth.admin.existingSecret,
+else the chart's Secret (generated `admin-password`, or secrets.existingSecret's).
+Usage: {{ include "orders-etl.adminPasswordSecret" . }}
+*/}}
+{{- define "orders-etl.adminPasswordSecret" -}}
+{{- default (include "orders-etl.secretName" .) .Values.auth.admin.existingSecret -}}
+{{- end -}}
+
+{{/*
+"true" when the FAB create-user Job runs (auth.manager fab and auth.admin.create).
+Usage: {{ if include "orders-etl.createUser" . }}
+*/}}
+{{- define "orders-etl.createUser" -}}
+{{- if and (eq .Values.auth.manager "fab") .Values.auth.admin.create }}true{{ end -}}
+{{- end -}}
+
+{{/*
+"true" when task logs go to S3: airflow.logging.remote true, or `auto` with S3
+configured (s3.existingSecret or s3.endpoint set).
+Usage: {{ if include "orders-etl.remoteLogging" . }}
+*/}}
+{{- define "orders-etl.remoteLogging" -}}
+{{- $r := .Values.airflow.logging.remote -}}
+{{- if eq (toString $r) "auto" -}}
+{{- if or .Values.s3.existingSecret .Values.s3.endpoint }}true{{ end -}}
+{{- else if $r }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The statsd-exporter mapping config: statsd.mappings, else files/statsd-mappings.yml.
+Usage: {{ include "orders-etl.statsdMappings" . }}
+*/}}
+{{- define "orders-etl.statsdMappings" -}}
+{{- .Values.statsd.mappings | default (.Files.Get "files/statsd-mappings.yml") | trim -}}
 {{- end -}}

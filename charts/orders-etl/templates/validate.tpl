@@ -23,11 +23,14 @@ Usage: this file is rendered by helm itself; it includes "orders-etl.validate".
 {{- if and .Values.workers.hpa.enabled .Values.workers.keda.enabled -}}
 {{- fail "workers.hpa.enabled and workers.keda.enabled are exclusive: enable one of them." -}}
 {{- end -}}
-{{- if and .Values.workers.keda.enabled (not .Values.redis.enabled) (not .Values.workers.keda.triggers) -}}
-{{- fail "workers.keda.enabled with an external broker needs workers.keda.triggers (the default trigger reads the in-chart Redis queue)." -}}
+{{- if and (eq .Values.auth.manager "simple") (not .Values.auth.simple.passwordsSecret) -}}
+{{- fail "auth.manager=simple needs auth.simple.passwordsSecret: a Secret whose key auth.simple.passwordsKey (default passwords.json) holds {\"<username>\": \"<password>\"} for every user of auth.simple.users (or use auth.manager=fab)." -}}
 {{- end -}}
-{{- if and .Values.pgbouncer.enabled (not .Values.pgbouncer.existingSecret) -}}
-{{- fail "pgbouncer.enabled needs pgbouncer.existingSecret: a Secret with keys pgbouncer.ini and userlist.txt." -}}
+{{- if and (eq .Values.auth.manager "simple") (not .Values.auth.simple.users) -}}
+{{- fail "auth.manager=simple needs at least one user in auth.simple.users (username: role)." -}}
+{{- end -}}
+{{- if and .Values.apiServer.httpRoute.enabled (not .Values.apiServer.httpRoute.parentRefs) -}}
+{{- fail "apiServer.httpRoute.enabled needs apiServer.httpRoute.parentRefs: the Gateway(s) to attach to, e.g. [{name: my-gateway, namespace: gateways}]." -}}
 {{- end -}}
 {{- range $name := list "scheduler" "triggerer" "apiServer" "workers" -}}
 {{- $pdb := (index $.Values $name).pdb -}}

@@ -180,23 +180,35 @@ class TopicStager:
                 return claim
         return None
 
+    def next_ranges(
+        self, consumer: Consumer, topic: str, high: dict[int, int] | None = None
+    ) -> tuple[int, dict[int, tuple[int, int]]]:
+        """The sequence number and ranges a claim made now would take: from where the
+        ledger's last claim ended (or the group's committed offsets, or each partition's
+        beginning) to the high watermarks. Reads the ledger and the broker's offsets only:
+        no group is joined, no message read (the watcher asks this too)."""
+        if high is None:
+            high = self._high_watermarks(consumer, topic)
+        keys = self._ledger_keys(topic)
+        if keys:
+            last_text = self._get_text(keys[-1])
+            assert last_text is not None
+            last = Claim.from_json(last_text)
+            seq = last.seq + 1
+            starts = {p: r[1] for p, r in last.ranges.items()}
+        else:
+            seq = 0
+            starts = self._initial_offsets(consumer, topic, list(high))
+        ranges: dict[int, tuple[int, int]] = {}
+        for partition, hw in high.items():
+            start = starts.get(partition, self._low_watermark(consumer, topic, partition))
+            ranges[partition] = (start, max(start, hw))
+        return seq, ranges
+
     def _claim(self, consumer: Consumer, batch_id: str, topic: str) -> Claim:
         high = self._high_watermarks(consumer, topic)
         while True:
-            keys = self._ledger_keys(topic)
-            if keys:
-                last_text = self._get_text(keys[-1])
-                assert last_text is not None
-                last = Claim.from_json(last_text)
-                seq = last.seq + 1
-                starts = {p: r[1] for p, r in last.ranges.items()}
-            else:
-                seq = 0
-                starts = self._initial_offsets(consumer, topic, list(high))
-            ranges: dict[int, tuple[int, int]] = {}
-            for partition, hw in high.items():
-                start = starts.get(partition, self._low_watermark(consumer, topic, partition))
-                ranges[partition] = (start, max(start, hw))
+            seq, ranges = self.next_ranges(consumer, topic, high)
             claim = Claim(seq, batch_id, ranges)
             key = f"{self._ledger_prefix(topic)}{seq:012d}.json"
             if self._put_if_absent(key, claim.to_json().encode()):

@@ -86,8 +86,9 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
     config = config or load_config()
     execs = config.executors
     topics = assets.kafka_topics(config)
-    # Any one topic's new events start a run (AssetAny): a list would mean "all of them"
-    # (AssetAll), and a quiet topic (customers) would hold back the orders of every other.
+    # Event-driven: the topics' one backlog watcher (assets.backlog_trigger) records an
+    # event on every topic at once, and AssetAny starts one run for it (a list would mean
+    # AssetAll: a quiet topic could hold the others back).
     schedule: Any = AssetAny(*topics) if config.dag.event_driven else config.dag.schedule
 
     with DAG(
@@ -95,6 +96,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
         schedule=schedule,
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         catchup=False,
+        is_paused_upon_creation=config.dag.is_paused_upon_creation,
         max_active_runs=config.dag.max_active_runs,
         tags=list(config.dag.tags),
         doc_md=__doc__,

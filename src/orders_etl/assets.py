@@ -6,8 +6,6 @@ inlets/outlets, so lineage (OpenLineage) and downstream DAGs see the same names.
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.sdk import Asset, AssetWatcher
 
 from orders_etl.config import PipelineConfig

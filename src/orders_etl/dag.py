@@ -10,6 +10,7 @@ not by per-task callbacks; a run that exceeds `deadline_minutes` raises a deadli
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from airflow.sdk import DAG, AssetAny, task
@@ -26,6 +27,8 @@ from orders_etl.operators.consume import KafkaToStagingOperator
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
 from orders_etl.staging import StagingLocation
 from orders_etl.verify import verify_batch
+
+log = logging.getLogger(__name__)
 
 
 def spark_arguments(config: PipelineConfig, batch: dict[str, Any]) -> list[str]:
@@ -143,6 +146,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
                 )
             batch["spark_arguments"] = spark_arguments(config, batch)
             batch["metrics_uri"] = metrics_uri(config, batch["batch_id"])
+            log.info("staging verified: batch %s, %d rows", batch["batch_id"], batch["rows"])
             return batch
 
         # XComArgs: resolved at run time (the TaskFlow stubs type them as their values).

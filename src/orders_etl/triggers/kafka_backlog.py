@@ -254,7 +254,7 @@ class KafkaBacklogTrigger(BaseEventTrigger):
                 if failing:
                     self.log.info("Kafka and S3 answer again")
                     failing = False
-            except Exception as error:  # noqa: BLE001 (a watcher outlives outages)
+            except Exception as error:  # a watcher outlives outages
                 if not failing:
                     self.log.warning("cannot read the backlog (%s); polling on", error)
                 failing = True

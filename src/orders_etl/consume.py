@@ -180,36 +180,48 @@ class TopicStager:
                 return claim
         return None
 
-    def next_ranges(
-        self, consumer: Consumer, topic: str, high: dict[int, int] | None = None
-    ) -> tuple[int, dict[int, tuple[int, int]]]:
-        """The sequence number and ranges a claim made now would take: from where the
-        ledger's last claim ended (or the group's committed offsets, or each partition's
-        beginning) to the high watermarks. Reads the ledger and the broker's offsets only:
-        no group is joined, no message read (the watcher asks this too)."""
-        if high is None:
-            high = self._high_watermarks(consumer, topic)
+    def last_claim(self, topic: str) -> Claim | None:
+        """The ledger's latest claim of `topic` (None before the first)."""
         keys = self._ledger_keys(topic)
-        if keys:
-            last_text = self._get_text(keys[-1])
-            assert last_text is not None
-            last = Claim.from_json(last_text)
-            seq = last.seq + 1
+        if not keys:
+            return None
+        text = self._get_text(keys[-1])
+        assert text is not None
+        return Claim.from_json(text)
+
+    def pending(
+        self, consumer: Consumer, topic: str
+    ) -> tuple[Claim | None, dict[int, tuple[int, int]]]:
+        """The latest claim and the ranges a claim made now would take after it, through
+        the claim's own code. The ledger is read before the watermarks: a claim made in
+        between makes the ranges too long, never too short. Reads the ledger and the
+        broker's offsets only: no group is joined, no message read (the backlog watcher
+        asks this)."""
+        last = self.last_claim(topic)
+        high = self._high_watermarks(consumer, topic)
+        return last, self._ranges_after(consumer, topic, high, last)
+
+    def _ranges_after(
+        self, consumer: Consumer, topic: str, high: dict[int, int], last: Claim | None
+    ) -> dict[int, tuple[int, int]]:
+        """From where `last` ended (or the group's committed offsets, or each partition's
+        beginning) to the high watermarks."""
+        if last is not None:
             starts = {p: r[1] for p, r in last.ranges.items()}
         else:
-            seq = 0
             starts = self._initial_offsets(consumer, topic, list(high))
         ranges: dict[int, tuple[int, int]] = {}
         for partition, hw in high.items():
             start = starts.get(partition, self._low_watermark(consumer, topic, partition))
             ranges[partition] = (start, max(start, hw))
-        return seq, ranges
+        return ranges
 
     def _claim(self, consumer: Consumer, batch_id: str, topic: str) -> Claim:
         high = self._high_watermarks(consumer, topic)
         while True:
-            seq, ranges = self.next_ranges(consumer, topic, high)
-            claim = Claim(seq, batch_id, ranges)
+            last = self.last_claim(topic)
+            seq = 0 if last is None else last.seq + 1
+            claim = Claim(seq, batch_id, self._ranges_after(consumer, topic, high, last))
             key = f"{self._ledger_prefix(topic)}{seq:012d}.json"
             if self._put_if_absent(key, claim.to_json().encode()):
                 self._put(

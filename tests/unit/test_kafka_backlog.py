@@ -87,6 +87,9 @@ def test_decision_fires_for_unclaimed_offsets_once_until_claimed() -> None:
     claimed = Backlog({"a": {0: (20, 22)}, "b": {0: (4, 4), 1: (3, 3)}})
     assert t.should_fire(claimed, fired, 1010) == "within min_interval of the last event"
     assert t.should_fire(claimed, fired, 1100) is None
+    # one topic claimed by the event's run, the other not yet: still that run's batch
+    midway = Backlog({"a": {0: (20, 22)}, "b": {0: (0, 4), 1: (3, 3)}}, {"a": "run2", "b": "run1"})
+    assert t.should_fire(midway, fired, 1100) == "the last event's batch is not claimed yet"
     # claimed and nothing new: nothing to fire for
     assert t.should_fire(Backlog({"a": {0: (20, 20)}}), fired, 5000) == "no unclaimed offsets"
     # never claimed for longer than refire_after: the event's run never started

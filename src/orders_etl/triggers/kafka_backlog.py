@@ -2,7 +2,7 @@
 claimed yet, once per pending batch, never once per message and never for nothing.
 
 Each poll compares every topic's high watermarks with the end of the offset ledger's last
-claim, through the very code the consume task claims with (`TopicStager.next_ranges`):
+claim, through the very code the consume task claims with (`TopicStager.pending`):
 no consumer group is joined and no message is read, so there is no rebalance and no
 committed watcher offset to lose. When some offsets are unclaimed the trigger
 
@@ -10,9 +10,11 @@ committed watcher offset to lose. When some offsets are unclaimed the trigger
    fires for, when, and its trigger id), then
 2. yields one event (Airflow records an asset event on every asset watching it: one run).
 
-It does not fire again until the ledger's claims reach the marker's watermarks, i.e.
-until the run it started has claimed them (a claim ends at the high watermark taken when
-consume starts, so one run takes the whole pending batch and whatever arrived since).
+It does not fire again until the ledger's claims reach the marker's watermarks on every
+topic and every topic's latest claim is one batch's, i.e. until the run it started has
+claimed them all (a run's mapped consume tasks claim one topic after another; a claim
+ends at the high watermark taken when that task starts, so one run takes the whole
+pending batch and whatever arrived since).
 Offsets published meanwhile wait for the next event, at least `min_interval` after the
 previous one: a burst becomes one batch. When the stream stops, the last run claims the
 rest and nothing is left to fire for: zero empty runs.
@@ -37,7 +39,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -51,9 +53,11 @@ Watermarks = dict[str, dict[int, int]]
 
 @dataclass(frozen=True)
 class Backlog:
-    """What a claim made now would take, per topic and partition: [start, end)."""
+    """What a claim made now would take, per topic and partition: [start, end); and the
+    batch of each topic's latest claim."""
 
     ranges: dict[str, dict[int, tuple[int, int]]]
+    batches: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def unclaimed(self) -> dict[str, int]:
@@ -62,6 +66,12 @@ class Backlog:
     @property
     def ends(self) -> Watermarks:
         return {t: {p: e for p, (_, e) in r.items()} for t, r in self.ranges.items()}
+
+    @property
+    def settled(self) -> bool:
+        """Every topic's latest claim is the same batch's: no run is between the claims
+        of its mapped consume tasks (one topic claimed, another not yet)."""
+        return len(set(self.batches.values())) <= 1
 
     def covers(self, watermarks: Watermarks) -> bool:
         """True when the ledger's claims end at or past `watermarks` on every partition."""
@@ -190,9 +200,13 @@ class KafkaBacklogTrigger(BaseEventTrigger):
         )
         consumer = self._consumer()
         try:
-            return Backlog({t: stager.next_ranges(consumer, t)[1] for t in self.topics})
+            pending = {t: stager.pending(consumer, t) for t in self.topics}
         finally:
             consumer.close()
+        return Backlog(
+            {t: ranges for t, (_, ranges) in pending.items()},
+            {t: None if last is None else last.batch_id for t, (last, _) in pending.items()},
+        )
 
     def read_marker(self) -> Marker | None:
         from botocore.exceptions import ClientError
@@ -220,7 +234,8 @@ class KafkaBacklogTrigger(BaseEventTrigger):
             return "no unclaimed offsets"
         if marker is None:
             return None
-        if marker.trigger_id == self.trigger_id and not backlog.covers(marker.watermarks):
+        claimed = backlog.covers(marker.watermarks) and backlog.settled
+        if marker.trigger_id == self.trigger_id and not claimed:
             if now - marker.fired_at < self.refire_after:
                 return "the last event's batch is not claimed yet"
             self.log.warning(

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import random
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -249,6 +250,37 @@ def publish(directory: Path, bootstrap: str) -> dict[str, int]:
             counts[topic] += 1
     if producer.flush(60) != 0:
         raise RuntimeError("not every CDC event was acknowledged by Kafka within 60 s")
+    return counts
+
+
+def publish_bursts(directory: Path, bootstrap: str, bursts: int, interval: float) -> dict[str, int]:
+    """Produce every file's messages in file order, as `bursts` slices of each file
+    published `interval` seconds apart (a stream arriving in bursts)."""
+    from confluent_kafka import Producer
+
+    if bursts < 1:
+        raise ValueError("bursts must be at least 1")
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 10}
+    )
+    messages = {t: list(read_messages(directory, t)) for t in TOPICS}
+    counts = {topic: 0 for topic in TOPICS.values()}
+    for burst in range(bursts):
+        if burst:
+            time.sleep(interval)
+        for table, topic in TOPICS.items():
+            lines = messages[table]
+            lo, hi = len(lines) * burst // bursts, len(lines) * (burst + 1) // bursts
+            for key, value in lines[lo:hi]:
+                while True:
+                    try:
+                        producer.produce(topic, key=key, value=value)
+                        break
+                    except BufferError:
+                        producer.poll(0.5)
+                counts[topic] += 1
+        if producer.flush(60) != 0:
+            raise RuntimeError("not every CDC event was acknowledged by Kafka within 60 s")
     return counts
 
 

@@ -12,8 +12,13 @@
    dag-processor, 2 triggerers, a Celery worker), every task on CeleryExecutor: kwok
    pods never run code, so nothing is handed to KubernetesExecutor here;
 4. the spark-operator stand-in (local mode) for the SparkApplications the DAG creates;
-5. CDC events published to Kafka, the DAG triggered, progress shown, a summary printed
-   and the dashboard table written to out/daily_revenue.csv.
+5. CDC events published to Kafka, progress shown, a summary printed and the dashboard
+   table written to out/daily_revenue.csv.
+
+Runs start as users' runs do (`--trigger events`, `make demo`): the DAG is active once
+parsed and the backlog watcher in the triggerer starts a run per pending batch. With
+`--trigger api` (`DEMO_TRIGGER=api make demo`; what the tests that need exact batches
+use) the watcher is off and each run is triggered through the CLI.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +52,8 @@ DAG_ID = "orders_etl"
 CHART = paths.REPO_ROOT / "charts" / "orders-etl"
 SLACK_PORT = paths.port("slack_sink", 28090)
 STAGES = ("consume", "verify_staging", "spark_transform", "load_clickhouse", "notify")
+#: How runs start: "events" (the backlog watcher, the product's default) or "api".
+TRIGGER_MODES = ("events", "api")
 
 
 @dataclass
@@ -58,9 +66,22 @@ class RunResult:
     task_states: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DagRun:
+    run_id: str
+    run_type: str
+    state: str
+    queued_at: float | None
+    start: float | None
+    end: float | None
+
+
 class Demo:
-    def __init__(self, run_dir: Path = paths.RUN_DIR / "demo") -> None:
+    def __init__(self, run_dir: Path = paths.RUN_DIR / "demo", trigger: str = "api") -> None:
+        if trigger not in TRIGGER_MODES:
+            raise ValueError(f"trigger must be one of {TRIGGER_MODES}, not {trigger!r}")
         self.run_dir = run_dir
+        self.trigger_mode = trigger
         self.cluster = Cluster()
         self.services = LocalServices()
         self.config_dir = run_dir / "config"
@@ -166,7 +187,10 @@ class Demo:
         overlay.write_text(
             yaml.safe_dump(
                 {
-                    "dag": {"event_driven": False, "retry_delay_seconds": 5},
+                    "dag": {
+                        "event_driven": self.trigger_mode == "events",
+                        "retry_delay_seconds": 5,
+                    },
                     "executors": {"light": "CeleryExecutor", "isolated": "CeleryExecutor"},
                     "spark": {
                         "namespace": release["jobs_namespace"],
@@ -182,10 +206,6 @@ class Demo:
             "KAFKA_DEFAULT": {
                 "conn_type": "kafka",
                 "extra": {"bootstrap.servers": s.kafka.bootstrap},
-            },
-            "KAFKA_WATCHER": {
-                "conn_type": "kafka",
-                "extra": {"bootstrap.servers": s.kafka.bootstrap, "group.id": "orders-etl-watcher"},
             },
             "AWS_DEFAULT": {
                 "conn_type": "aws",
@@ -302,9 +322,27 @@ class Demo:
                 json.dump(release["pools"], pools)
             airflow.cli("pools", "import", pools.name)
             Path(pools.name).unlink()
+        (self.config_dir / "trigger-mode").write_text(self.trigger_mode)
         timings["airflow"] = time.monotonic() - t1
         timings["total"] = time.monotonic() - t0
         return timings
+
+    def running_trigger_mode(self) -> str | None:
+        """The mode the running Airflow was started with (None before `up`)."""
+        path = self.config_dir / "trigger-mode"
+        return path.read_text().strip() if path.exists() else None
+
+    def use_trigger(self, mode: str) -> None:
+        """Restart Airflow's processes with runs started by `mode` if they run another."""
+        if mode not in TRIGGER_MODES:
+            raise ValueError(f"trigger must be one of {TRIGGER_MODES}, not {mode!r}")
+        self.trigger_mode = mode
+        if self.running_trigger_mode() == mode:
+            return
+        airflow = self._airflow_from_disk()
+        airflow.down()
+        airflow.up()
+        (self.config_dir / "trigger-mode").write_text(mode)
 
     def _airflow_from_disk(self) -> LocalAirflow:
         release = json.loads((self.config_dir / "release.json").read_text())
@@ -335,6 +373,44 @@ class Demo:
                     return
             time.sleep(2)
         raise TimeoutError(f"the dag-processor did not register {DAG_ID} in {timeout} s")
+
+    def runs(self) -> list[DagRun]:
+        """Every run of the DAG so far, oldest first (times: epoch seconds)."""
+        with self._db() as conn, conn.cursor() as cur:
+            cur.execute(
+                "select run_id, run_type, state, extract(epoch from queued_at), "
+                "extract(epoch from start_date), extract(epoch from end_date) from dag_run "
+                "where dag_id = %s order by id",
+                (DAG_ID,),
+            )
+            rows = cur.fetchall()
+        return [
+            DagRun(r, t, s, *(float(x) if x is not None else None for x in times))
+            for r, t, s, *times in rows
+        ]
+
+    def wait_event_runs(
+        self, known: set[str], quiet: float = 45, timeout: float = 1800, progress: bool = True
+    ) -> list[RunResult]:
+        """The runs the backlog watcher starts (none triggered here), each waited for,
+        until no run is active and none has started for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        results: list[RunResult] = []
+        idle_since = time.monotonic()
+        while time.monotonic() < deadline:
+            new = [r for r in self.runs() if r.run_id not in known]
+            if not new:
+                if results and time.monotonic() - idle_since >= quiet:
+                    return results
+                time.sleep(2)
+                continue
+            run = new[0]
+            if progress:
+                print(f"run {run.run_id} ({run.run_type}) started by itself", flush=True)
+            results.append(self.wait_run(run.run_id, timeout=deadline - time.monotonic()))
+            known.add(run.run_id)
+            idle_since = time.monotonic()
+        raise TimeoutError(f"runs did not settle within {timeout} s: {[r.run_id for r in results]}")
 
     def trigger(self, run_id: str) -> None:
         airflow = self._airflow_from_disk()
@@ -476,8 +552,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--orders", type=int, default=200)
     run.add_argument("--seed", type=int, default=7)
     run.add_argument("--csv", type=Path, default=paths.REPO_ROOT / "out" / "daily_revenue.csv")
+    for command in (sub.choices["up"], run):
+        command.add_argument(
+            "--trigger",
+            choices=TRIGGER_MODES,
+            default=os.environ.get("DEMO_TRIGGER") or "events",
+            help="events: the backlog watcher starts runs (default); api: each run triggered",
+        )
     args = parser.parse_args(argv)
-    demo = Demo()
+    demo = Demo(trigger=getattr(args, "trigger", "events"))
     try:
         if args.action == "up":
             timings = demo.up()
@@ -493,13 +576,22 @@ def main(argv: list[str] | None = None) -> int:
             if events_dir is None:
                 events_dir = demo.run_dir / "events"
                 cdc_events.write(cdc_events.generate(args.orders, args.seed), events_dir)
+            if demo.running_trigger_mode() not in (None, demo.trigger_mode):
+                demo.use_trigger(demo.trigger_mode)
+            known = {r.run_id for r in demo.runs()} if demo.trigger_mode == "events" else set()
             published = demo.publish(events_dir)
-            run_id = f"demo__{time.strftime('%Y%m%dT%H%M%S')}"
-            demo.trigger(run_id)
-            result = demo.wait_run(run_id)
+            if demo.trigger_mode == "api":
+                run_id = f"demo__{time.strftime('%Y%m%dT%H%M%S')}"
+                demo.trigger(run_id)
+                results = [demo.wait_run(run_id)]
+            else:
+                print("events published; runs start on their own (backlog watcher)")
+                results = demo.wait_event_runs(known)
             demo.write_csv(args.csv)
-            print(_summary(demo, result, published, args.csv))
-            return 0 if result.state == "success" else 1
+            for result in results[:-1]:
+                print(f"run {result.run_id}: {result.state} in {result.seconds:.1f} s")
+            print(_summary(demo, results[-1], published, args.csv))
+            return 0 if all(r.state == "success" for r in results) else 1
     except (procs.StartupError, FileNotFoundError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

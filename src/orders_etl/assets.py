@@ -1,36 +1,43 @@
 """The pipeline's assets: Kafka topics -> S3 staging -> Iceberg tables -> ClickHouse table.
 
-Used as the DAG's schedule (the topics, with AssetWatchers when event-driven) and as task
+Used as the DAG's schedule (the topics, with the backlog watcher when event-driven) and as task
 inlets/outlets, so lineage (OpenLineage) and downstream DAGs see the same names.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from airflow.providers.apache.kafka.triggers.await_message import AwaitMessageTrigger
 from airflow.sdk import Asset, AssetWatcher
 
 from orders_etl.config import PipelineConfig
+from orders_etl.triggers.kafka_backlog import KafkaBacklogTrigger
 
 CDC_TABLES = ("orders", "line_items", "customers")
 
 
-def wake_up(message: Any) -> dict[str, Any]:
-    """AwaitMessageTrigger's apply_function: any message (even a tombstone) wakes the DAG."""
-    return {"topic": message.topic(), "partition": message.partition(), "offset": message.offset()}
+def backlog_trigger(config: PipelineConfig) -> KafkaBacklogTrigger:
+    """The one watcher of all CDC topics: fires once per pending batch of unclaimed offsets.
+
+    Every topic's AssetWatcher gets an identical trigger, so Airflow runs one (it keys
+    event triggers by classpath and kwargs) and its event reaches every topic asset."""
+    w = config.watcher
+    return KafkaBacklogTrigger(
+        topics=list(config.kafka.topics),
+        kafka_config_id=config.kafka.connection_id,
+        group_id=config.kafka.group_id,
+        aws_conn_id=config.staging.aws_connection_id,
+        bucket=config.staging.bucket,
+        prefix=config.staging.prefix,
+        name=config.dag.dag_id,
+        poll_interval=w.poll_interval_seconds,
+        min_interval=w.min_interval_seconds,
+        refire_after=w.refire_after_seconds,
+    )
 
 
 def kafka_topic(config: PipelineConfig, topic: str) -> Asset:
     watchers = []
     if config.dag.event_driven:
-        trigger = AwaitMessageTrigger(
-            topics=[topic],
-            kafka_config_id=config.kafka.watcher_connection_id,
-            apply_function=f"{__name__}.wake_up",
-            poll_interval=5,
-        )
-        watchers.append(AssetWatcher(name=f"{topic}-watcher", trigger=trigger))
+        watchers.append(AssetWatcher(name=f"{topic}-backlog", trigger=backlog_trigger(config)))
     return Asset(
         name=f"kafka_{topic}",
         uri=f"kafka://{config.kafka.connection_id}/{topic}",

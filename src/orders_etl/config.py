@@ -37,6 +37,7 @@ class DagConfig(_Section):
     dag_id: str
     event_driven: bool
     schedule: str | None = None
+    is_paused_upon_creation: bool = False
     max_active_runs: int = Field(ge=1)
     retries: int = Field(ge=0)
     retry_delay_seconds: int = Field(gt=0)
@@ -47,7 +48,6 @@ class DagConfig(_Section):
 
 class KafkaConfig(_Section):
     connection_id: str
-    watcher_connection_id: str
     topics: tuple[str, ...] = Field(min_length=1)
     group_id: str
     poll_timeout_seconds: float = Field(gt=0)
@@ -61,6 +61,14 @@ class KafkaConfig(_Section):
         if len(set(topics)) != len(topics):
             raise ValueError("topics must be unique")
         return topics
+
+
+class WatcherConfig(_Section):
+    """The backlog watcher that starts runs when dag.event_driven (triggers.kafka_backlog)."""
+
+    poll_interval_seconds: float = Field(gt=0)
+    min_interval_seconds: float = Field(ge=0)
+    refire_after_seconds: float = Field(gt=0)
 
 
 class StagingConfig(_Section):
@@ -116,6 +124,7 @@ class AlertingConfig(_Section):
 class PipelineConfig(_Section):
     dag: DagConfig
     kafka: KafkaConfig
+    watcher: WatcherConfig
     staging: StagingConfig
     spark: SparkConfig
     iceberg: IcebergConfig

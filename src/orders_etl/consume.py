@@ -281,21 +281,44 @@ class TopicStager:
                 return claim
         return None
 
+    def last_claim(self, topic: str) -> Claim | None:
+        """The ledger's latest claim of `topic` (None before the first), read from the
+        ledger's head, not a listing of every claim."""
+        return self.ledger.last(topic)
+
+    def pending(
+        self, consumer: Consumer, topic: str
+    ) -> tuple[Claim | None, dict[int, tuple[int, int]]]:
+        """The latest claim and the ranges a claim made now would take after it, through
+        the claim's own code. The ledger is read before the watermarks: a claim made in
+        between makes the ranges too long, never too short. Reads the ledger and the
+        broker's offsets only: no group is joined, no message read (the backlog watcher
+        asks this)."""
+        last = self.last_claim(topic)
+        high = self._high_watermarks(consumer, topic)
+        return last, self._ranges_after(consumer, topic, high, last)
+
+    def _ranges_after(
+        self, consumer: Consumer, topic: str, high: dict[int, int], last: Claim | None
+    ) -> dict[int, tuple[int, int]]:
+        """From where `last` ended (or the group's committed offsets, or each partition's
+        beginning) to the high watermarks."""
+        if last is not None:
+            starts = {p: r[1] for p, r in last.ranges.items()}
+        else:
+            starts = self._initial_offsets(consumer, topic, list(high))
+        ranges: dict[int, tuple[int, int]] = {}
+        for partition, hw in high.items():
+            start = starts.get(partition, self._low_watermark(consumer, topic, partition))
+            ranges[partition] = (start, max(start, hw))
+        return ranges
+
     def _claim(self, consumer: Consumer, batch_id: str, topic: str) -> Claim:
         high = self._high_watermarks(consumer, topic)
         while True:
-            last = self.ledger.last(topic)
-            if last is not None:
-                seq = last.seq + 1
-                starts = {p: r[1] for p, r in last.ranges.items()}
-            else:
-                seq = 0
-                starts = self._initial_offsets(consumer, topic, list(high))
-            ranges: dict[int, tuple[int, int]] = {}
-            for partition, hw in high.items():
-                start = starts.get(partition, self._low_watermark(consumer, topic, partition))
-                ranges[partition] = (start, max(start, hw))
-            claim = Claim(seq, batch_id, ranges)
+            last = self.last_claim(topic)
+            seq = 0 if last is None else last.seq + 1
+            claim = Claim(seq, batch_id, self._ranges_after(consumer, topic, high, last))
             if self.ledger.try_claim(claim, topic):
                 self._put(
                     self._claim_pointer_key(batch_id, topic),

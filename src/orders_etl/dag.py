@@ -10,6 +10,7 @@ not by per-task callbacks; a run that exceeds `deadline_minutes` raises a deadli
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from airflow.sdk import DAG, AssetAny, task
@@ -27,6 +28,8 @@ from orders_etl.operators.consume import KafkaToStagingOperator
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
 from orders_etl.staging import StagingLocation
 from orders_etl.verify import verify_batch
+
+log = logging.getLogger(__name__)
 
 
 def spark_arguments(config: PipelineConfig, batch: dict[str, Any]) -> list[str]:
@@ -85,8 +88,9 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
     config = config or load_config()
     execs = config.executors
     topics = assets.kafka_topics(config)
-    # Any one topic's new events start a run (AssetAny): a list would mean "all of them"
-    # (AssetAll), and a quiet topic (customers) would hold back the orders of every other.
+    # Event-driven: the topics' one backlog watcher (assets.backlog_trigger) records an
+    # event on every topic at once, and AssetAny starts one run for it (a list would mean
+    # AssetAll: a quiet topic could hold the others back).
     schedule: Any = AssetAny(*topics) if config.dag.event_driven else config.dag.schedule
 
     with DAG(
@@ -94,6 +98,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
         schedule=schedule,
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         catchup=False,
+        is_paused_upon_creation=config.dag.is_paused_upon_creation,
         max_active_runs=config.dag.max_active_runs,
         tags=list(config.dag.tags),
         doc_md=__doc__,
@@ -140,6 +145,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
                 )
             batch["spark_arguments"] = spark_arguments(config, batch)
             batch["metrics_uri"] = metrics_uri(config, batch["batch_id"])
+            log.info("staging verified: batch %s, %d rows", batch["batch_id"], batch["rows"])
             return batch
 
         # XComArgs: resolved at run time (the TaskFlow stubs type them as their values).

@@ -80,6 +80,17 @@ def test_ledger(tmp_path: Path, data_services: LocalServices) -> None:
     assert "keys listed" in out
 
 
+def test_freshness(tmp_path: Path, data_services: LocalServices) -> None:
+    # The full streams need the whole Airflow platform (make bench); the smoke paces a
+    # 2 s stream into the session's Kafka and checks the table and the JSON rows.
+    out = run_bench("freshness", tmp_path, timeout=180)
+    rows = json.loads((tmp_path / "freshness.json").read_text())["rows"]
+    keys = {"events_per_s", "duration_s", "p50_s", "p95_s", "max_s", "runs", "empty_runs"}
+    assert keys <= set(rows[0])
+    assert rows[0]["events"] == 40
+    assert "| before (AwaitMessageTrigger" in out
+
+
 def test_e2e_and_triggerer_plans(tmp_path: Path, local_cluster: Cluster) -> None:
     # The full runs need the whole Airflow platform (make bench); the smoke checks the
     # plan, the benchmark DAG file and the API server's metrics endpoint.

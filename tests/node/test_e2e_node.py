@@ -349,11 +349,73 @@ def test_the_pipeline_runs_in_the_pods(platform: ChartE2E) -> None:
     """Events in Kafka, the DAG triggered through the REST API, the SparkApplication
     controller's real driver and executor pods, the trigger resuming the task, the
     dashboard in ClickHouse equal to an independent computation; the run cleared and run
-    again changes nothing."""
-    _run_the_pipeline(platform, rerun=True)
+    again changes nothing. verify_staging runs in a KubernetesExecutor pod of the same
+    run (values/e2e.yaml), the others on Celery."""
+    run_id = _run_the_pipeline(platform, rerun=True)
+    with platform.airflow_api() as base:
+        _assert_ran_in_a_kubernetes_executor_pod(
+            platform, base, _token(platform, base), run_id, "verify_staging"
+        )
 
 
-def _run_the_pipeline(platform: ChartE2E, dashboard_kept: bool = True, rerun: bool = False) -> None:
+def _assert_ran_in_a_kubernetes_executor_pod(
+    platform: ChartE2E, base: str, token: str, run_id: str, task_id: str
+) -> None:
+    """The task's every try ran in a pod the KubernetesExecutor built from the chart's
+    pod template: Completed on a target node, in the restricted namespace, hardened;
+    the task instance's hostname is that pod; its log is readable after the pod ended.
+    The run's other tasks ran on Celery."""
+    kubectl = platform.cluster.kubectl
+    tis = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+    by_task = {t["task_id"]: t for t in tis["task_instances"]}
+    ti = by_task[task_id]
+    assert ti["state"] == "success", ti
+    assert ti["executor"] == "KubernetesExecutor", ti
+    others = {t["task_id"]: t["executor"] for t in tis["task_instances"] if t["task_id"] != task_id}
+    assert set(others.values()) <= {"CeleryExecutor", None}, others
+    listed = kubectl(
+        "get", "pods", "-n", NAMESPACE, "-l", f"kubernetes_executor=True,task_id={task_id}",
+        "-o", "json",
+    ).stdout  # fmt: skip
+    pods = [
+        p
+        for p in json.loads(listed)["items"]
+        if p["metadata"].get("annotations", {}).get("run_id") == run_id
+    ]
+    assert pods, f"no KubernetesExecutor pod for {task_id} in run {run_id}"
+    names = {p["metadata"]["name"] for p in pods}
+    table = kubectl("get", "pods", "-n", NAMESPACE, "--no-headers", *sorted(names)).stdout
+    print(f"KubernetesExecutor pods of {task_id}:\n{table}")
+    assert all(line.split()[2] == "Completed" for line in table.splitlines()), table
+    assert ti["hostname"] in names, (ti["hostname"], names)
+    namespace = json.loads(kubectl("get", "namespace", NAMESPACE, "-o", "json").stdout)
+    labels = namespace["metadata"]["labels"]
+    assert labels.get("pod-security.kubernetes.io/enforce") == "restricted"
+    for pod in pods:
+        assert pod["status"]["phase"] == "Succeeded"
+        assert pod["spec"]["nodeName"] in platform.node_names()
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        base_container = next(c for c in spec["containers"] if c["name"] == "base")
+        context = base_container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        env = {e["name"] for e in base_container.get("env", [])}
+        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env, "a task pod got the DB URL"
+    # Its log, from remote logging (the pod's own files are gone with its container).
+    request = urllib.request.Request(  # noqa: S310
+        f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
+        f"{ti['try_number']}?full_content=true",
+        headers={"Accept": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        content = json.dumps(json.loads(response.read())["content"])
+    assert "staging verified" in content, content[-2000:]
+
+
+def _run_the_pipeline(platform: ChartE2E, dashboard_kept: bool = True, rerun: bool = False) -> str:
     """One batch through the pods. `dashboard_kept=False` after the worker pod was
     replaced: its chdb lives in the pod's /tmp (values/e2e.yaml: no ClickHouse server
     here), so the dashboard then holds only the dates loaded since, each of them right.
@@ -399,6 +461,7 @@ def _run_the_pipeline(platform: ChartE2E, dashboard_kept: bool = True, rerun: bo
             assert state == "success", states
             assert _gold(platform) == expected, "clearing and rerunning changed gold"
             assert _dashboard(platform) == dashboard, "clearing and rerunning changed the dashboard"
+    return run_id
 
 
 def _trigger(base: str, token: str) -> str:

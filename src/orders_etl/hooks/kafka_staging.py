@@ -25,3 +25,10 @@ class StagingConsumerHook(KafkaConsumerHook):
             "isolation.level": "read_committed",
         }
         return super()._get_client({**config, **forced})
+
+
+def staging_consumer(kafka_config_id: str, group_id: str) -> Consumer:
+    """An unsubscribed consumer with staging's settings (the consume task and the backlog
+    watcher read offsets through it; neither subscribes, so no group is ever joined)."""
+    hook = StagingConsumerHook(kafka_config_id, group_id)
+    return hook._get_client(hook._build_config())

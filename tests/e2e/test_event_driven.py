@@ -1,0 +1,88 @@
+"""Event-driven end to end (issue 23): the DAG as the chart runs it by default. Nobody
+triggers or unpauses anything: the DAG is active once parsed (is_paused_upon_creation
+from the pipeline config) and the backlog watcher in the triggerer starts the runs.
+
+A stream of CDC events is published in bursts; the runs start on their own; after the
+stream no further run starts for 2 minutes (no empty run); the dashboard equals the
+independent computation; the number of runs is at most stream duration / run duration
++ 2 (one run per pending batch, never one per message).
+
+Its own platform (wiped before and after), so it depends on no other module's data.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localplatform import cdc_events, procs
+from localplatform.demo import Demo
+
+sys.path.insert(0, str(Path(__file__).parent))
+from oracle import daily_revenue
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
+BURSTS = 6
+BURST_INTERVAL = 15.0
+QUIET_AFTER = 120.0
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    platform = Demo(trigger="events")
+    platform.down()
+    started = time.monotonic()
+    timings = platform.up()
+    print(f"\nplatform up (event-driven) in {time.monotonic() - started:.1f} s: {timings}")
+    yield platform
+    left = platform.down()
+    assert left == [], f"processes left behind: {left}"
+    assert procs.pids_under(platform.services.run_dir) == []
+
+
+def test_a_stream_in_bursts_starts_its_own_runs_and_none_after_it(
+    demo: Demo, tmp_path: Path
+) -> None:
+    events = tmp_path / "stream"
+    cdc_events.write(cdc_events.generate(240, seed=23), events)
+    demo.wait_for_dag()
+    assert demo.runs() == [], "a run started before any event was published"
+
+    stream_start = time.time()
+    published = cdc_events.publish_bursts(
+        events, demo.services.kafka.bootstrap, BURSTS, BURST_INTERVAL
+    )
+    stream_end = time.time()
+    stream_seconds = stream_end - stream_start
+    print(f"published {published} in {BURSTS} bursts over {stream_seconds:.1f} s")
+
+    results = demo.wait_event_runs(set(), quiet=QUIET_AFTER, timeout=1800)
+    runs = demo.runs()
+    assert [r.run_id for r in runs] == [r.run_id for r in results]
+    assert {r.run_type for r in runs} == {"asset_triggered"}, "a run not started by the watcher"
+    assert all(r.state == "success" for r in results), [(r.run_id, r.state) for r in results]
+
+    # No empty run: every run staged something, so nothing after consume was skipped.
+    for result in results:
+        skipped = [k for k, s in result.task_states.items() if s == "skipped"]
+        assert skipped == [], f"{result.run_id} had nothing to do: {result.task_states}"
+
+    # After the stream: once the last run that claimed its events ended, no run started
+    # for QUIET_AFTER seconds (wait_event_runs returned only after that much quiet).
+    last_end = max(r.end or 0 for r in runs)
+    assert time.time() - last_end >= QUIET_AFTER
+    print(f"runs: {[(r.run_id, round((r.end or 0) - (r.start or 0), 1)) for r in runs]}")
+
+    durations = [(r.end or 0) - (r.start or 0) for r in runs]
+    mean_run = sum(durations) / len(durations)
+    bound = stream_seconds / mean_run + 2
+    assert len(runs) <= bound, f"{len(runs)} runs > {bound:.1f} (stream / mean run + 2)"
+
+    total = sum(demo.metrics(r.run_id)["totals"]["events_in"] for r in runs)
+    assert total == sum(published.values()), "events were lost or staged twice"
+    assert demo.dashboard_rows() == daily_revenue([events])

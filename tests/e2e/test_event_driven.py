@@ -83,6 +83,6 @@ def test_a_stream_in_bursts_starts_its_own_runs_and_none_after_it(
     bound = stream_seconds / mean_run + 2
     assert len(runs) <= bound, f"{len(runs)} runs > {bound:.1f} (stream / mean run + 2)"
 
-    total = sum(demo.metrics(r.run_id)["totals"]["events_in"] for r in runs)
+    total = sum(demo.metrics(r.run_id).totals.events_in for r in runs)
     assert total == sum(published.values()), "events were lost or staged twice"
     assert demo.dashboard_rows() == daily_revenue([events])

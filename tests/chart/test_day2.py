@@ -318,6 +318,15 @@ def test_extension_points(chart: Any, key: str) -> None:
     assert {"name": "oe-ca", "mountPath": "/etc/ca", "readOnly": True} in main["volumeMounts"]
     assert spec["containers"][-1] == {"name": "sidecar", "image": "busybox:1.36"}
     assert spec["initContainers"][-1] == {"name": "prepare", "image": "busybox:1.36"}
+    if key == "workers":
+        # KubernetesExecutor task pods run the same code: the same extra volumes.
+        task = yaml.safe_load(
+            chart.one(objects, "ConfigMap", chart.name("pod-template"))["data"]["pod_template.yaml"]
+        )["spec"]
+        assert {"name": "oe-ca", "configMap": {"name": "ca"}} in task["volumes"]
+        mount = {"name": "oe-ca", "mountPath": "/etc/ca", "readOnly": True}
+        assert mount in task["containers"][0]["volumeMounts"]
+        assert [c["name"] for c in task["containers"]] == ["base"]  # no sidecar in task pods
     if key in AIRFLOW:
         # The chart's own init container runs first and sees the extra mounts too.
         wait = spec["initContainers"][0]
@@ -352,7 +361,11 @@ def test_global_scheduling_and_component_precedence(chart: Any) -> None:
     assert len(specs) >= 12
     for where, spec in specs.items():
         if where.startswith("pod-template/"):
-            continue  # KubernetesExecutor task pods: their own values
+            # KubernetesExecutor task pods: the workers' scheduling, else the global one.
+            assert spec.get("nodeSelector") == node, where
+            assert spec.get("tolerations") == toleration, where
+            assert spec.get("affinity") == affinity, where
+            continue
         expected = {"pool": "schedulers"} if where.endswith("-scheduler") else node
         assert spec.get("nodeSelector") == expected, where
         assert spec.get("tolerations") == toleration, where

@@ -304,10 +304,14 @@ def _token(platform: ChartE2E, base: str, timeout: float = 600) -> str:
             f"{base}/auth/token", data=body, headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
                 return str(json.loads(response.read())["access_token"])
         except urllib.error.HTTPError as err:
             if err.code != 401 or time.monotonic() > deadline:
+                raise
+        except (TimeoutError, ConnectionError, urllib.error.URLError):
+            # A replica restarting or slow on a loaded machine (seen on the real node).
+            if time.monotonic() > deadline:
                 raise
         time.sleep(5)
 

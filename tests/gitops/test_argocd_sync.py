@@ -285,7 +285,9 @@ def test_first_sync_is_synced_and_healthy_in_wave_order(
 
     live = deployed.live()
     jobs = {k.split("/")[1].rsplit("-", 1)[0]: o for k, o in live.items() if k.startswith("Job/")}
-    assert set(jobs) == {f"{FULLNAME}-{j}" for j in ("secrets-init", "migrate", "bootstrap")}
+    assert set(jobs) == {
+        f"{FULLNAME}-{j}" for j in ("secrets-init", "migrate", "bootstrap", "create-user")
+    }
     for job in jobs.values():  # kwok's pod-complete stage completes the Jobs' pods
         assert job["status"].get("succeeded") == 1, job["metadata"]["name"]
     workloads = [o for k, o in live.items() if k.split("/")[0] in ("Deployment", "StatefulSet")]
@@ -296,12 +298,15 @@ def test_first_sync_is_synced_and_healthy_in_wave_order(
 
     secrets_init, migrate = jobs[f"{FULLNAME}-secrets-init"], jobs[f"{FULLNAME}-migrate"]
     bootstrap = jobs[f"{FULLNAME}-bootstrap"]
+    create_user = jobs[f"{FULLNAME}-create-user"]
     # Wave -2 completes before wave -1 starts, the migration (wave -1) completes before
-    # any workload (wave 0) exists, the pools bootstrap (wave 1) comes after them.
+    # any workload (wave 0) exists, the pools bootstrap and the admin user (wave 1) come
+    # after them.
     assert secrets_init["status"]["completionTime"] <= created(migrate)
     for workload in workloads:
         assert migrate["status"]["completionTime"] <= created(workload), workload["metadata"]
-    assert created(bootstrap) >= max(created(w) for w in workloads)
+    for job in (bootstrap, create_user):
+        assert created(job) >= max(created(w) for w in workloads), job["metadata"]["name"]
 
     labels = get_json(deployed.cluster, "namespace", deployed.namespace)["metadata"]["labels"]
     assert labels.get("pod-security.kubernetes.io/enforce") == "restricted"
@@ -432,6 +437,7 @@ def test_component_switched_off_is_pruned(deployed: Deployed) -> None:
     spark_objects = {
         f"ConfigMap/{FULLNAME}-spark-template",
         f"ServiceAccount/{FULLNAME}-spark-driver",
+        f"ServiceAccount/{FULLNAME}-spark-executor",
         f"Role/{FULLNAME}-spark-driver",
         f"RoleBinding/{FULLNAME}-spark-driver",
         f"Role/{FULLNAME}-spark-submitter",

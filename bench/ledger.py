@@ -29,33 +29,11 @@ from typing import Any
 
 from bench import machine, results, table
 from localplatform.services import LocalServices
+from localplatform.services.s3 import ListingCounter
 from orders_etl.consume import LEDGER_SCAN_LIMIT, Claim, OffsetLedger
 from orders_etl.staging import StagingLocation
 
 TOPIC = "orders.public.orders"
-
-
-class CountingS3:
-    """The S3 client, counting the keys its listings return."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.listed = 0
-
-    def get_paginator(self, name: str) -> Any:
-        paginator = self._client.get_paginator(name)
-        outer = self
-
-        class Counting:
-            def paginate(self, **kwargs: Any) -> Any:
-                for page in paginator.paginate(**kwargs):
-                    outer.listed += len(page.get("Contents", []))
-                    yield page
-
-        return Counting()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def seed(s3: Any, ledger: OffsetLedger, count: int) -> float:
@@ -88,7 +66,7 @@ def measure(services: LocalServices, claims: int, repeats: int) -> dict[str, Any
     claim_seconds: list[float] = []
     listed: list[int] = []
     for i in range(repeats):
-        counting = CountingS3(s3)
+        counting = ListingCounter(s3)
         mine = OffsetLedger(counting, location)
         started = time.monotonic()
         last = mine.last(TOPIC)

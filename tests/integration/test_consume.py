@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from localplatform.services import LocalServices
+from localplatform.services.s3 import ListingCounter
 from orders_etl.consume import StagingError, TopicStager
 from orders_etl.staging import Manifest, StagingLocation
 
@@ -174,29 +175,6 @@ def test_unknown_topic_fails_clearly(
         stager(data_services, location).stage("run-1", "no-such-topic")
 
 
-class CountingS3:
-    """The real S3 client, counting the claim keys its listings return."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.listed = 0
-
-    def get_paginator(self, name: str) -> Any:
-        paginator = self._client.get_paginator(name)
-        outer = self
-
-        class Counting:
-            def paginate(self, **kwargs: Any) -> Any:
-                for page in paginator.paginate(**kwargs):
-                    outer.listed += len(page.get("Contents", []))
-                    yield page
-
-        return Counting()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
 def _seed_ledger(s3: Any, location: StagingLocation, topic: str, claims: int) -> None:
     """`claims` earlier contiguous claims of one partition, written as the ledger has them."""
     from orders_etl.consume import Claim, OffsetLedger
@@ -222,11 +200,11 @@ def test_a_claim_reads_the_ledger_from_its_head_not_whole(
     assert ledger.last(topic).seq == 299  # type: ignore[union-attr]
     assert ledger.head(topic) == 299
 
-    counting = CountingS3(s3)
+    counting = ListingCounter(s3)
     assert OffsetLedger(counting, location).last(topic).seq == 299  # type: ignore[union-attr]
     assert counting.listed <= 2, f"listed {counting.listed} keys to find the newest claim"
 
-    counting = CountingS3(s3)
+    counting = ListingCounter(s3)
     fresh = stager(data_services, location, s3=counting)
     consumer = fresh._consumer_factory()
     try:
@@ -241,7 +219,7 @@ def test_a_claim_reads_the_ledger_from_its_head_not_whole(
     s3.delete_object(
         Bucket=location.bucket, Key=fresh._claim_pointer_key("old-250", topic)
     )  # no pointer: the retry of batch old-250 scans the ledger's tail from the head
-    counting = CountingS3(s3)
+    counting = ListingCounter(s3)
     found = stager(data_services, location, s3=counting)._find_claim("old-250", topic)
     assert found is not None
     assert found.seq == 250

@@ -72,3 +72,27 @@ class S3:
         for name in names:
             if name not in existing:
                 client.create_bucket(Bucket=name)
+
+
+class ListingCounter:
+    """An S3 client that counts the keys its ListObjectsV2 pages return (how much of a
+    prefix a piece of code lists); everything else goes to the client unchanged."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.listed = 0
+
+    def get_paginator(self, name: str) -> Any:
+        paginator = self._client.get_paginator(name)
+        counter = self
+
+        class Counting:
+            def paginate(self, **kwargs: Any) -> Any:
+                for page in paginator.paginate(**kwargs):
+                    counter.listed += len(page.get("Contents", []))
+                    yield page
+
+        return Counting()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)

@@ -239,7 +239,7 @@ def test_the_standin_runs_real_driver_and_executor_pods(platform: ChartE2E) -> N
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert [t for t in spec["tolerations"] if t["key"] == NODE_TAINT["key"]], spec
         assert spec["nodeSelector"] == {NODE_LABEL[0]: NODE_LABEL[1]}
-    assert specs["executor"]["serviceAccountName"] == f"{RELEASE}-orders-etl-spark-executor"
+    assert specs["executor"]["serviceAccountName"] == f"{RELEASE}-spark-executor"
     assert specs["executor"]["automountServiceAccountToken"] is False
     # Spark stops its executors with SIGTERM once the job is done: the operator (and so
     # the stand-in) reports them FAILED (exit code 143) for a COMPLETED application.
@@ -643,10 +643,14 @@ def test_login_works_on_every_api_server_replica(platform: ChartE2E) -> None:
 
 
 @pytest.mark.timeout(900)
+#: A task values/e2e.yaml runs on Celery.
+TASK = "load_clickhouse"
+
+
 def test_a_celery_task_log_is_readable_through_the_api(platform: ChartE2E) -> None:
     """After a pipeline run (test_the_pipeline_runs_in_the_pods): the log of the Celery
-    task verify_staging through the api-server, its lines and not "Could not read served
-    logs"; and the worker hostname Airflow recorded resolves inside the cluster, so the
+    task load_clickhouse (verify_staging runs on KubernetesExecutor in values/e2e.yaml)
+    through the api-server, its lines and not "Could not read served logs"; and the worker hostname Airflow recorded resolves inside the cluster, so the
     log of a running task is reachable on the worker's log server too."""
     with platform.airflow_api() as base:
         token = _token(platform, base)
@@ -654,18 +658,18 @@ def test_a_celery_task_log_is_readable_through_the_api(platform: ChartE2E) -> No
         assert runs["dag_runs"], "no successful run: run test_the_pipeline_runs_in_the_pods"
         run_id = sorted(runs["dag_runs"], key=lambda r: r["end_date"])[-1]["dag_run_id"]
         ti = _call(
-            base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/verify_staging"
+            base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}"
         )
         assert ti["state"] == "success"
         assert ti["executor"] in (None, "CeleryExecutor"), ti["executor"]
         log = _call(
             base, token, "GET",
-            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/verify_staging/logs/{ti['try_number']}",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}/logs/{ti['try_number']}",
         )  # fmt: skip
     text = json.dumps(log["content"])
     assert "Could not read served logs" not in text, text[:2000]
     assert "Failed to resolve" not in text, text[:2000]
-    assert "task_id=verify_staging" in text, text[:2000]
+    assert f"task_id={TASK}" in text, text[:2000]
     assert len(log["content"]) > 3, text[:2000]
     hostname = ti["hostname"]
     assert hostname.startswith(f"{RELEASE}-worker-"), hostname

@@ -642,24 +642,23 @@ def test_login_works_on_every_api_server_replica(platform: ChartE2E) -> None:
     assert all(r == [201, 200] * 3 for r in after.values()), after
 
 
-@pytest.mark.timeout(900)
 #: A task values/e2e.yaml runs on Celery.
 TASK = "load_clickhouse"
 
 
+@pytest.mark.timeout(900)
 def test_a_celery_task_log_is_readable_through_the_api(platform: ChartE2E) -> None:
     """After a pipeline run (test_the_pipeline_runs_in_the_pods): the log of the Celery
     task load_clickhouse (verify_staging runs on KubernetesExecutor in values/e2e.yaml)
-    through the api-server, its lines and not "Could not read served logs"; and the worker hostname Airflow recorded resolves inside the cluster, so the
-    log of a running task is reachable on the worker's log server too."""
+    through the api-server, its lines and not "Could not read served logs"; and the
+    worker hostname Airflow recorded resolves inside the cluster, so the log of a running
+    task is reachable on the worker's log server too."""
     with platform.airflow_api() as base:
         token = _token(platform, base)
         runs = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns?state=success&limit=100")
         assert runs["dag_runs"], "no successful run: run test_the_pipeline_runs_in_the_pods"
         run_id = sorted(runs["dag_runs"], key=lambda r: r["end_date"])[-1]["dag_run_id"]
-        ti = _call(
-            base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}"
-        )
+        ti = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}")
         assert ti["state"] == "success"
         assert ti["executor"] in (None, "CeleryExecutor"), ti["executor"]
         log = _call(

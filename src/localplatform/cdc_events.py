@@ -232,25 +232,7 @@ def read_messages(directory: Path, table: str) -> Iterator[tuple[bytes | None, b
 
 def publish(directory: Path, bootstrap: str) -> dict[str, int]:
     """Produce every file's messages in file order (idempotent producer, acks=all)."""
-    from confluent_kafka import Producer
-
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 10}
-    )
-    counts = {}
-    for table, topic in TOPICS.items():
-        counts[topic] = 0
-        for key, value in read_messages(directory, table):
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=value)
-                    break
-                except BufferError:
-                    producer.poll(0.5)
-            counts[topic] += 1
-    if producer.flush(60) != 0:
-        raise RuntimeError("not every CDC event was acknowledged by Kafka within 60 s")
-    return counts
+    return publish_bursts(directory, bootstrap, bursts=1, interval=0.0)
 
 
 def publish_bursts(directory: Path, bootstrap: str, bursts: int, interval: float) -> dict[str, int]:

@@ -65,7 +65,7 @@ class Kafka:
     def start(self, timeout: float = 90) -> None:
         if not KAFKA_LIBS.is_dir():
             raise FileNotFoundError(f"{KAFKA_LIBS} is missing: run `make tools`")
-        self._format()
+        self.format_storage()
         self.proc.start()
         self.proc.wait_healthy(self._ready, timeout)
 
@@ -107,7 +107,8 @@ class Kafka:
             "POD:PLAINTEXT",
         }
 
-    def _format(self) -> None:
+    def format_storage(self, cluster_id: str | None = None) -> None:
+        """Write server.properties and, on a new log dir, format it (KRaft needs an id)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         log_dir = self.dir / "data"
         props = {
@@ -137,7 +138,8 @@ class Kafka:
         (self.dir / "log4j2.properties").write_text(_LOG4J2)
         if (log_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if cluster_id is None:
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         procs.run_checked(
             "kafka storage format",
             [
@@ -147,8 +149,9 @@ class Kafka:
                 f"{KAFKA_LIBS}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument: a random id may begin with "-", which the tool's argument
+                # parser would read as an option ("--cluster-id: expected one argument").
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(self.dir / "server.properties"),
             ],

@@ -148,6 +148,10 @@ e2e: setup ## The whole pipeline end to end against an independent computation (
 test-reliability: setup ## Kill -9 HA components mid-run on the local platform (wipes the demo)
 	$(VENV)/bin/pytest -m reliability
 
+.PHONY: test-platform
+test-platform: setup ## e2e and reliability in one session on one local platform, as `make test` runs them (wipes the demo)
+	$(VENV)/bin/pytest -m "e2e or reliability"
+
 .PHONY: test
 test: setup lint ## Every test suite (what CI runs): fast tiers + GitOps, e2e, reliability, images, the real node; a timing table at the end
 	MAKE="$(MAKE)" hack/run-test-suites.sh

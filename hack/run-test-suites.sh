@@ -9,8 +9,7 @@ PYTEST=.venv/bin/pytest
 
 suites=(
   "main (unit, chart, integration, spark, gitops, bench smoke)|$PYTEST -m 'not e2e and not images and not reliability and not node'"
-  "e2e|$MAKE --no-print-directory e2e"
-  "reliability|$MAKE --no-print-directory test-reliability"
+  "local platform (e2e, reliability)|$MAKE --no-print-directory test-platform"
   "images|$MAKE --no-print-directory test-images"
   "real node|$MAKE --no-print-directory e2e-node"
   "real node teardown|$MAKE --no-print-directory e2e-node-down"

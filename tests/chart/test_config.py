@@ -370,3 +370,60 @@ def test_spark_pod_placement_goes_into_the_pod_templates(chart: Any) -> None:
             "priorityClassName",
             "volumes",
         } & set(pod)
+
+
+def _spark_app(chart: Any, values: dict[str, Any]) -> dict[str, Any]:
+    data = chart.one(chart.render(values), "ConfigMap", chart.name("spark-template"))["data"]
+    app: dict[str, Any] = yaml.safe_load(data["sparkapplication.yaml"])
+    return app
+
+
+def test_spark_pods_take_sidecars_init_containers_labels_env_and_lifecycle(chart: Any) -> None:
+    """The extension points every other workload has, on the Spark pods too: in the pod
+    templates (Spark keeps a template's other containers beside the one it fills in)."""
+    sidecar = {"name": "{{ .Release.Name }}-proxy", "image": "proxy:1"}
+    init = {"name": "fetch", "image": "fetch:1", "command": ["true"]}
+    env = {"name": "TZ", "value": "UTC"}
+    lifecycle = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    role_values = {
+        "extraContainers": [sidecar],
+        "extraInitContainers": [init],
+        "podLabels": {"team": "data"},
+        "extraEnv": [env],
+        "lifecycle": lifecycle,
+    }
+    app = _spark_app(chart, {"spark": {"driver": role_values, "executor": role_values}})
+    for role, container in (
+        ("driver", "spark-kubernetes-driver"),
+        ("executor", "spark-kubernetes-executor"),
+    ):
+        template = app["spec"][role]["template"]
+        main, *sidecars = template["spec"]["containers"]
+        assert main["name"] == container, "Spark fills in the first, named container"
+        assert env in main["env"]
+        assert main["env"][0]["name"] == "AWS_REGION"
+        assert main["lifecycle"] == lifecycle
+        assert sidecars == [{"name": f"{chart.release}-proxy", "image": "proxy:1"}]
+        assert template["spec"]["initContainers"] == [init]
+        assert template["metadata"]["labels"] == {"team": "data"}
+    defaults = _spark_app(chart, {})
+    for role in ("driver", "executor"):
+        template = defaults["spec"][role]["template"]
+        assert len(template["spec"]["containers"]) == 1
+        assert "initContainers" not in template["spec"]
+        assert "lifecycle" not in template["spec"]["containers"][0]
+        assert "labels" not in template.get("metadata", {})
+
+
+def test_spark_pods_fall_back_to_global_placement(chart: Any) -> None:
+    toleration = {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
+    placement = {"nodeSelector": {"pool": "data"}, "tolerations": [toleration]}
+    app = _spark_app(chart, {"global": placement, "spark": {"executor": {"tolerations": []}}})
+    for role in ("driver", "executor"):
+        pod = app["spec"][role]["template"]["spec"]
+        assert pod["nodeSelector"] == {"pool": "data"}
+        assert pod["tolerations"] == [toleration]
+    own = _spark_app(
+        chart, {"global": placement, "spark": {"driver": {"nodeSelector": {"a": "b"}}}}
+    )
+    assert own["spec"]["driver"]["template"]["spec"]["nodeSelector"] == {"a": "b"}

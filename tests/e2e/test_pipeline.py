@@ -2,7 +2,8 @@
 through the chart's Airflow configuration, a SparkApplication (run by the stand-in) and
 Iceberg. Asserted against an independent pandas computation from the raw events.
 
-Starts from a wiped platform (it stops a running `make demo`) and stops it at the end.
+On the session's shared platform (tests/conftest.py): the dashboard is compared with the
+computation over every batch published in the session.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localplatform import cdc_events, procs
+from localplatform import cdc_events
 from localplatform.demo import Demo, RunResult
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -24,20 +24,6 @@ from oracle import daily_revenue
 # Several DAG runs in one test, each bounded by wait_run's own timeout: the session-wide
 # 600 s would cut it short on a loaded machine (a CI run beside other jobs took 12 min).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    platform = Demo()
-    platform.down()
-    started = time.monotonic()
-    timings = platform.up()
-    print(f"\nplatform up in {time.monotonic() - started:.1f} s: {timings}")
-    yield platform
-    left = platform.down()
-    assert left == [], f"processes left behind: {left}"
-    assert procs.pids_under(platform.services.run_dir) == []
-    assert procs.pids_under(platform.cluster.run_dir) == []
 
 
 def run(demo: Demo, run_id: str, trigger: bool = True) -> RunResult:
@@ -51,21 +37,23 @@ def run(demo: Demo, run_id: str, trigger: bool = True) -> RunResult:
 
 
 def test_batches_rerun_and_increments_match_an_independent_computation(
-    demo: Demo, tmp_path: Path
+    demo: Demo, published: list[Path], tmp_path: Path
 ) -> None:
     batch1, batch2 = tmp_path / "batch1", tmp_path / "batch2"
-    cdc_events.write(cdc_events.generate(120, seed=101), batch1)
+    cdc_events.write(cdc_events.generate(120, seed=101, start_id=60_000), batch1)
     # Batch 2 revises the first 60 orders (newer lsns: status, created_at and items
     # change, so orders move between dates and in and out of paid/shipped) and adds none.
-    cdc_events.write(cdc_events.generate(60, seed=202, lsn_base=900_000_000), batch2)
+    revisions = cdc_events.generate(60, seed=202, start_id=60_000, lsn_base=900_000_000)
+    cdc_events.write(revisions, batch2)
 
-    published = demo.publish(batch1)
+    counts = demo.publish(batch1)
+    published.append(batch1)
     run(demo, "e2e__batch1")
-    expected1 = daily_revenue([batch1])
+    expected1 = daily_revenue(published)
     assert demo.dashboard_rows() == expected1
     metrics = demo.metrics("e2e__batch1")
     totals = metrics.totals
-    assert totals.events_in == sum(published.values())
+    assert totals.events_in == sum(counts.values())
     assert totals.events_in == totals.bronze + totals.quarantined + totals.tombstones
     assert totals.quarantined == 4  # the generator's four malformed messages
     assert (metrics.status, metrics.violations) == ("succeeded", [])
@@ -75,8 +63,9 @@ def test_batches_rerun_and_increments_match_an_independent_computation(
     assert demo.dashboard_rows() == expected1, "clearing and rerunning changed the dashboard"
 
     demo.publish(batch2)
+    published.append(batch2)
     run(demo, "e2e__batch2")
-    expected2 = daily_revenue([batch1, batch2])
+    expected2 = daily_revenue(published)
     assert expected2 != expected1  # the second batch really changes the dashboard
     assert demo.dashboard_rows() == expected2
 

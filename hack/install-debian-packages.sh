@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local data services run: PostgreSQL (Airflow metadata,
-# Iceberg JDBC catalog) and Redis (Celery broker). Java 17 and Maven are expected on the
+# Iceberg JDBC catalog), Redis (Celery broker) and PgBouncer (the chart's generated config
+# is tested against it). Java 17 and Maven are expected on the
 # machine (Kafka and the Spark jars); they are checked, not installed.
 # `hack/install-debian-packages.sh images` installs podman, runc and debootstrap (the
 # image builds) instead; `... node` the real node's runtime (containerd, runc, the CNI
@@ -13,7 +14,7 @@ if [[ ${1:-} == images ]]; then
 elif [[ ${1:-} == node ]]; then
   PACKAGES=(containerd runc containernetworking-plugins iptables conntrack)
 else
-  PACKAGES=(postgresql redis-server)
+  PACKAGES=(postgresql redis-server pgbouncer)
 fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -4,7 +4,9 @@ init container, when pgbouncer.existingSecret is empty).
 The URL comes from the environment (UPSTREAM_URL, a secretKeyRef to the database
 Secret), the files go to OUT_DIR (a memory-backed emptyDir): the credentials are never
 rendered by helm. Standard library only (runs in the Airflow image).
-Environment: UPSTREAM_URL, OUT_DIR, POOL_MODE, MAX_CLIENT_CONN, DEFAULT_POOL_SIZE.
+Environment: UPSTREAM_URL, OUT_DIR, POOL_MODE, MAX_CLIENT_CONN, DEFAULT_POOL_SIZE; and
+LISTEN_ADDR, LISTEN_PORT, AUTH_FILE (defaults: the Deployment's 0.0.0.0, 6543 and the
+mounted /etc/pgbouncer/userlist.txt).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
-def render(url: str, pool_mode: str, max_client_conn: int, default_pool_size: int) -> tuple[str, str]:
+def render(
+    url: str,
+    pool_mode: str,
+    max_client_conn: int,
+    default_pool_size: int,
+    listen: tuple[str, int] = ("0.0.0.0", 6543),
+    auth_file: str = "/etc/pgbouncer/userlist.txt",
+) -> tuple[str, str]:
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres"):
         raise ValueError(f"not a PostgreSQL URL (scheme {parts.scheme!r})")
@@ -31,11 +40,11 @@ def render(url: str, pool_mode: str, max_client_conn: int, default_pool_size: in
 {database} = host={parts.hostname} port={parts.port or 5432} dbname={database}
 
 [pgbouncer]
-listen_addr = 0.0.0.0
-listen_port = 6543
+listen_addr = {listen[0]}
+listen_port = {listen[1]}
 unix_socket_dir =
 auth_type = scram-sha-256
-auth_file = /etc/pgbouncer/userlist.txt
+auth_file = {auth_file}
 pool_mode = {pool_mode}
 max_client_conn = {max_client_conn}
 default_pool_size = {default_pool_size}
@@ -54,6 +63,8 @@ def main() -> int:
             os.environ.get("POOL_MODE", "transaction"),
             int(os.environ.get("MAX_CLIENT_CONN", "500")),
             int(os.environ.get("DEFAULT_POOL_SIZE", "20")),
+            (os.environ.get("LISTEN_ADDR", "0.0.0.0"), int(os.environ.get("LISTEN_PORT", "6543"))),
+            os.environ.get("AUTH_FILE", "/etc/pgbouncer/userlist.txt"),
         )
     except (KeyError, ValueError) as err:
         print(f"pgbouncer config: {err}", file=sys.stderr)

@@ -642,34 +642,41 @@ def test_login_works_on_every_api_server_replica(platform: ChartE2E) -> None:
     assert all(r == [201, 200] * 3 for r in after.values()), after
 
 
-#: A task values/e2e.yaml runs on Celery.
+#: A task values/e2e.yaml runs on Celery, and one it runs on KubernetesExecutor.
 TASK = "load_clickhouse"
+KUBERNETES_TASK = "verify_staging"
 
 
 @pytest.mark.timeout(900)
 def test_a_celery_task_log_is_readable_through_the_api(platform: ChartE2E) -> None:
-    """After a pipeline run (test_the_pipeline_runs_in_the_pods): the log of the Celery
-    task load_clickhouse (verify_staging runs on KubernetesExecutor in values/e2e.yaml)
-    through the api-server, its lines and not "Could not read served logs"; and the
-    worker hostname Airflow recorded resolves inside the cluster, so the log of a running
-    task is reachable on the worker's log server too."""
+    """After a pipeline run (test_the_pipeline_runs_in_the_pods): the logs of the Celery
+    task load_clickhouse and of the KubernetesExecutor task verify_staging (its pod gone:
+    the remote log in S3) through the api-server, their lines and not "Could not read
+    served logs"; and the worker hostname Airflow recorded resolves inside the cluster, so
+    the log of a running task is reachable on the worker's log server too."""
     with platform.airflow_api() as base:
         token = _token(platform, base)
         runs = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns?state=success&limit=100")
         assert runs["dag_runs"], "no successful run: run test_the_pipeline_runs_in_the_pods"
         run_id = sorted(runs["dag_runs"], key=lambda r: r["end_date"])[-1]["dag_run_id"]
-        ti = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}")
-        assert ti["state"] == "success"
-        assert ti["executor"] in (None, "CeleryExecutor"), ti["executor"]
-        log = _call(
-            base, token, "GET",
-            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}/logs/{ti['try_number']}",
-        )  # fmt: skip
-    text = json.dumps(log["content"])
-    assert "Could not read served logs" not in text, text[:2000]
-    assert "Failed to resolve" not in text, text[:2000]
-    assert f"task_id={TASK}" in text, text[:2000]
-    assert len(log["content"]) > 3, text[:2000]
+        instances, logs = {}, {}
+        for task in (TASK, KUBERNETES_TASK):
+            ti = _call(base, token, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}")
+            assert ti["state"] == "success", (task, ti["state"])
+            instances[task] = ti
+            logs[task] = _call(
+                base, token, "GET",
+                f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/logs/{ti['try_number']}",
+            )  # fmt: skip
+    assert instances[TASK]["executor"] in (None, "CeleryExecutor"), instances[TASK]["executor"]
+    assert instances[KUBERNETES_TASK]["executor"] == "KubernetesExecutor"
+    for task, log in logs.items():
+        text = json.dumps(log["content"])
+        assert "Could not read served logs" not in text, (task, text[:2000])
+        assert "Failed to resolve" not in text, (task, text[:2000])
+        assert f"task_id={task}" in text, (task, text[:2000])
+        assert len(log["content"]) > 3, (task, text[:2000])
+    ti = instances[TASK]
     hostname = ti["hostname"]
     assert hostname.startswith(f"{RELEASE}-worker-"), hostname
     api = _component_pods(platform, "api-server")[0]["metadata"]["name"]

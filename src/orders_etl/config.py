@@ -50,7 +50,7 @@ class KafkaConfig(_Section):
     connection_id: str
     topics: tuple[str, ...] = Field(min_length=1)
     group_id: str
-    poll_timeout_seconds: float = Field(gt=0)
+    read_timeout_seconds: float = Field(gt=0)
 
     @field_validator("topics")
     @classmethod
@@ -80,7 +80,6 @@ class StagingConfig(_Section):
 class SparkConfig(_Section):
     kubernetes_connection_id: str
     namespace: str
-    service_account: str
     template_path: Path
     pool: str
     poll_interval_seconds: float = Field(gt=0)
@@ -118,7 +117,6 @@ class ExecutorsConfig(_Section):
 
 class AlertingConfig(_Section):
     slack_connection_id: str
-    channel: str
 
 
 class PipelineConfig(_Section):

@@ -129,6 +129,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
             group_id=config.kafka.group_id,
             kafka_config_id=config.kafka.connection_id,
             aws_conn_id=config.staging.aws_connection_id,
+            read_timeout=config.kafka.read_timeout_seconds,
             inlets=topics,
             outlets=[assets.staging(config)],
         ).expand(topic=list(config.kafka.topics))

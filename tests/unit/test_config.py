@@ -30,6 +30,10 @@ def test_an_overlay_is_deep_merged_over_the_defaults() -> None:
         ("dag:\n  max_active_runs: 0\n", "dag.max_active_runs"),
         ("kafka:\n  topics: []\n", "kafka.topics"),
         ("clickhouse:\n  table: 'daily; DROP TABLE x'\n", "clickhouse.table"),
+        # Keys nothing read are gone; an overlay still setting one hears so.
+        ("alerting:\n  channel: '#ops'\n", "alerting.channel"),
+        ("kafka:\n  poll_timeout_seconds: 10\n", "kafka.poll_timeout_seconds"),
+        ("spark:\n  service_account: x\n", "spark.service_account"),
     ],
 )
 def test_a_bad_overlay_is_refused_naming_the_file_and_the_key(overlay: str, says: str) -> None:
@@ -57,3 +61,11 @@ def test_the_overlay_named_by_the_environment_is_applied(
     finally:
         load_config.cache_clear()
     assert (config.dag.event_driven, config.dag.schedule) == (False, "@hourly")
+
+
+def test_the_default_template_path_is_where_the_chart_mounts_the_template() -> None:
+    """Without an overlay the operator reads the template the chart's ConfigMap mounts
+    (charts/orders-etl: the chart-config volume, key sparkapplication.yaml)."""
+    chart = Path(__file__).resolve().parents[2] / "charts" / "orders-etl" / "templates"
+    mounted = (chart / "configmap-airflow-cfg.yaml").read_text()
+    assert f'"template_path" "{parse_config().spark.template_path}"' in mounted

@@ -117,3 +117,12 @@ def test_without_events_the_dag_runs_on_its_configured_schedule() -> None:
     dag = build_dag(config)
     assert getattr(dag.timetable, "asset_condition", None) is None
     assert dag.schedule == "@hourly"
+
+
+def test_consume_waits_on_the_broker_as_long_as_the_config_says() -> None:
+    from orders_etl.config import parse_config
+    from orders_etl.dag import build_dag
+
+    dag = build_dag(parse_config("kafka:\n  read_timeout_seconds: 45\n"))
+    assert dag.get_task("consume").partial_kwargs["read_timeout"] == 45
+    assert build_dag(parse_config()).get_task("consume").partial_kwargs["read_timeout"] == 120

@@ -106,7 +106,9 @@ def test_only_redis_claims_a_volume_by_default(
     redis = chart.one(default_objects, "StatefulSet", chart.name("redis"))
     command = redis["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
-    off = chart.render({"redis": {"persistence": {"enabled": False}}}, ["redis-statefulset.yaml"])
+    off = chart.render(
+        {"redis": {"persistence": {"enabled": False}}}, ["redis/redis-statefulset.yaml"]
+    )
     assert "volumeClaimTemplates" not in off[0]["spec"]
     assert off[0]["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]
 

@@ -46,7 +46,7 @@ def chart_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--set",
             "database.existingSecret=db",
             "--show-only",
-            "templates/configmap-airflow-cfg.yaml",
+            "templates/configmaps/configmap-airflow-cfg.yaml",
         ],
         check=True,
         capture_output=True,

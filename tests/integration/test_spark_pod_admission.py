@@ -56,7 +56,7 @@ def rendered_application() -> dict[str, Any]:
             "--set",
             "s3.existingSecret=orders-etl-s3",
             "--show-only",
-            "templates/configmap-sparkapplication-template.yaml",
+            "templates/spark/configmap-sparkapplication-template.yaml",
         ],
         capture_output=True,
         text=True,

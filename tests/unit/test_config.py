@@ -67,5 +67,5 @@ def test_the_default_template_path_is_where_the_chart_mounts_the_template() -> N
     """Without an overlay the operator reads the template the chart's ConfigMap mounts
     (charts/orders-etl: the chart-config volume, key sparkapplication.yaml)."""
     chart = Path(__file__).resolve().parents[2] / "charts" / "orders-etl" / "templates"
-    mounted = (chart / "configmap-airflow-cfg.yaml").read_text()
+    mounted = (chart / "configmaps" / "configmap-airflow-cfg.yaml").read_text()
     assert f'"template_path" "{parse_config().spark.template_path}"' in mounted

@@ -576,7 +576,7 @@ Checksum annotations rolling pods when the rendered configuration changes.
 Usage: {{ include "orders-etl.checksums" . | nindent 8 }}
 */}}
 {{- define "orders-etl.checksums" -}}
-checksum/airflow-config: {{ include (print .Template.BasePath "/configmap-airflow-cfg.yaml") . | sha256sum }}
+checksum/airflow-config: {{ include (print .Template.BasePath "/configmaps/configmap-airflow-cfg.yaml") . | sha256sum }}
 {{- end -}}
 
 {{/*

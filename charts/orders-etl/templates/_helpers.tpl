@@ -594,6 +594,46 @@ maxUnavailable: 1
 {{- end -}}
 
 {{/*
+The PodDisruptionBudget of a component (its `pdb` values: maxUnavailable, else
+minAvailable, else maxUnavailable 1). The caller checks `pdb.enabled`.
+Usage: {{ include "orders-etl.pdb" (dict "ctx" $ "component" "scheduler" "pdb" .Values.scheduler.pdb) }}
+*/}}
+{{- define "orders-etl.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "orders-etl.componentName" . }}
+  labels:
+    {{- include "orders-etl.labels" . | nindent 4 }}
+spec:
+  {{- include "orders-etl.pdbSpec" .pdb | trim | nindent 2 }}
+  selector:
+    matchLabels:
+      {{- include "orders-etl.selectorLabels" . | nindent 6 }}
+{{- end -}}
+
+{{/*
+The ServiceAccount of an Airflow component (its `serviceAccount` values: name,
+annotations). No token unless a pod opts in. The caller checks `serviceAccount.create`.
+Usage: {{ include "orders-etl.componentServiceAccount" (dict "ctx" $ "component" "scheduler" "values" .Values.scheduler) }}
+*/}}
+{{- define "orders-etl.componentServiceAccount" -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "orders-etl.serviceAccountName" . }}
+  labels:
+    {{- include "orders-etl.labels" . | nindent 4 }}
+  annotations:
+    {{- include "orders-etl.syncWave" "-3" | nindent 4 }}
+    {{- with .values.serviceAccount.annotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+# Pods opt in to a token with automountServiceAccountToken where they need the API.
+automountServiceAccountToken: false
+{{- end -}}
+
+{{/*
 Sync-wave annotation for Argo CD (helm ignores it). Waves: -3 ServiceAccounts, RBAC,
 ConfigMaps; -2 secrets-init Job; -1 migration Job; 0 workloads; 1 bootstrap Job.
 Usage: {{ include "orders-etl.syncWave" "-3" | nindent 4 }}

@@ -71,7 +71,9 @@ def rendered_application() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def restricted(local_cluster: Cluster) -> Iterator[str]:
-    """A jobs namespace enforcing PodSecurity restricted, as the chart creates it."""
+    """A jobs namespace enforcing PodSecurity restricted, as the chart creates it (and the
+    SparkApplication CRD, which the module needs whether or not another installed it)."""
+    local_cluster.apply_spark_crds()
     name = f"spark-restricted-{uuid.uuid4().hex[:8]}"
     local_cluster.kubectl("create", "namespace", name)
     local_cluster.kubectl(

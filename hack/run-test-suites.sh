@@ -24,8 +24,8 @@ suites=(
 
 names=() seconds=() results=()
 failed=0
-record() { # name started rc
-  names+=("$1") seconds+=($(( $(date +%s) - $2 )))
+record() { # name seconds rc
+  names+=("$1") seconds+=("$2")
   if [[ $3 -eq 0 ]]; then results+=(passed); else results+=(FAILED); failed=1; fi
 }
 
@@ -44,7 +44,8 @@ for entry in "${suites[@]}"; do
   echo "=== suite: $name: $command"
   started=$(date +%s)
   bash -c "$command"
-  record "$name" "$started" $?
+  rc=$?
+  record "$name" $(( $(date +%s) - started )) "$rc"
   if [[ -n $background_pid ]]; then
     wait "$background_pid"
     rc=$?
@@ -53,8 +54,7 @@ for entry in "${suites[@]}"; do
     echo "=== output of the suite run in the background: $background_name"
     cat "$background_log"
     rm -f "$background_log"
-    names+=("$background_name") seconds+=($(( ended - background_started )))
-    if [[ $rc -eq 0 ]]; then results+=(passed); else results+=(FAILED); failed=1; fi
+    record "$background_name" $(( ended - background_started )) "$rc"
     background_pid=""
   fi
 done

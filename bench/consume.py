@@ -2,7 +2,7 @@
 
     python -m bench.consume [--events 1000000] [--out DIR] [--smoke]
 
-- project:  this project's consume (orders_etl.consume: exact offset ranges, Parquet,
+- project:  this project's consume (orders_etl.staging.stager: exact offset ranges, Parquet,
             S3 ledger and manifest), the real code against the real Kafka and S3 server;
 - capstone: the capstone's design RE-IMPLEMENTED for comparison (bench.capstone_consume:
             poll one message at a time, a JSON list in memory, one JSON object upload);

@@ -20,14 +20,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench import capstone_consume, procstat
 from localplatform.services import LocalServices
-from orders_etl.consume import TopicStager
-from orders_etl.staging import StagingLocation
+from orders_contract.staging import StagingLocation
+from orders_etl.staging.stager import TopicStager
 
 BUCKET = "staging"
 
 
 def project(services: LocalServices, topics: list[str], tag: str) -> dict[str, Any]:
-    """This project's consume (orders_etl.consume.TopicStager), one topic after the
+    """This project's consume (orders_etl.staging.stager.TopicStager), one topic after the
     other, with the consumer settings the operator forces."""
     group = f"bench-{tag}"
 

@@ -4,7 +4,7 @@
 
 The ledger holds one object per run and topic (about 500,000 a year at one run a minute).
 A claim used to list the topic's whole ledger prefix to find the newest claim; it now
-reads the head object and lists from there (`orders_etl.consume.OffsetLedger`). On the
+reads the head object and lists from there (`orders_etl.staging.ledger.OffsetLedger`). On the
 real S3 server (versitygw), against one fresh prefix holding N earlier claims:
 
 - **claim**: find the newest claim and win the next sequence number (conditional put),
@@ -30,8 +30,8 @@ from typing import Any
 from bench import machine, results, table
 from localplatform.services import LocalServices
 from localplatform.services.s3 import ListingCounter
-from orders_etl.consume import LEDGER_SCAN_LIMIT, Claim, OffsetLedger
-from orders_etl.staging import StagingLocation
+from orders_contract.staging import StagingLocation
+from orders_etl.staging.ledger import LEDGER_SCAN_LIMIT, Claim, OffsetLedger
 
 TOPIC = "orders.public.orders"
 

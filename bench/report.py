@@ -118,7 +118,7 @@ def _section(name: str, body: dict[str, Any] | None) -> str:
 `python -m bench.consume`. Each variant reads every event of three fresh topics from the
 local Kafka broker, in its own process (its own peak RSS: VmHWM; CPU time: `wait4`):
 
-- **project**: this project's consume, `orders_etl.consume.TopicStager` (offset ledger
+- **project**: this project's consume, `orders_etl.staging.stager.TopicStager` (offset ledger
   with conditional puts on S3, Parquet, manifest), one topic after the other;
 - **capstone**: a *re-implementation of the capstone's design, for comparison only*
   (`bench/capstone_consume.py`: `poll()` one message at a time, `json.loads` each, a
@@ -197,7 +197,7 @@ leaving `deferred` in the metadata DB.
     if name == "ledger":
         return f"""## Offset ledger: one claim with many earlier claims
 
-`python -m bench.ledger`. The consume step's claim (`orders_etl.consume.OffsetLedger`)
+`python -m bench.ledger`. The consume step's claim (`orders_etl.staging.ledger.OffsetLedger`)
 on the real S3 server, in a prefix already holding
 {body["earlier_claims"]:,} earlier claims (about a week at one run a minute). A claim
 reads the head object and lists only the keys from the sequence number it names; before,

@@ -40,7 +40,7 @@ from typing import Any
 from bench import apiserver_metrics, machine, procstat, results, table
 from bench.platform import BENCH_DAGS, BenchDemo
 from localplatform.cluster import Cluster
-from orders_etl.sparkapp import GROUP, PLURAL, VERSION
+from orders_contract.sparkapplication import GROUP, PLURAL, VERSION
 
 NAMESPACE = "bench-triggerer"
 POLL_INTERVAL = 10.0  # must match bench/airflow_dags/bench_trigger_waits.py

@@ -18,7 +18,8 @@ import json
 import os
 from pathlib import Path
 
-from orders_cdc.inputs import S3Options, split_s3_uri
+from orders_cdc.inputs import S3Options
+from orders_contract.s3uri import split_s3_uri
 
 RECORD_NAME = "_affected_dates.json"
 

@@ -1,4 +1,4 @@
-"""Read one batch's staging (src/orders_etl/staging.py's format 1) and parse it on executors.
+"""Read one batch's staging (orders_contract.staging, format 1) and parse it on executors.
 
 Why this shape: the Spark image has Iceberg's S3FileIO but no Hadoop S3A, so Spark's own
 file sources cannot read s3:// staging. The driver reads only the small manifests (boto3)
@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from orders_cdc.parse import parse_message
-from orders_cdc.schemas import EVENT_COLUMNS, ROW_FIELDS, TOPIC_TABLES, parsed_row_columns
-
-MANIFEST_FORMAT = 1
-
-
-class StagingError(RuntimeError):
-    """Staging does not match its manifest: missing object, wrong size/count/checksum."""
+from orders_cdc.schemas import EVENT_COLUMNS, ROW_FIELDS, parsed_row_columns
+from orders_contract.s3uri import split_s3_uri
+from orders_contract.staging import StagingError, check_objects, read_manifest
+from orders_contract.topics import UnknownTopicError, table_for_topic
 
 
 @dataclass(frozen=True)
@@ -105,68 +101,41 @@ class StagedTopic:
     manifest_uri: str
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket or not key:
-        raise ValueError(f"s3 URI needs a bucket and a key: {uri!r}")
-    return bucket, key
-
-
 def read_manifests(s3: Any, uris: list[str], batch_id: str) -> list[StagedTopic]:
-    """Load and check every manifest; check each named object exists with its size."""
+    """Load and check every manifest (orders_contract.staging's reader: format, batch,
+    counts, each named object present with its size); map each topic to its table."""
     topics: dict[str, StagedTopic] = {}
     for uri in uris:
-        bucket, key = split_s3_uri(uri)
+        manifest = read_manifest(s3, uri, batch_id)
         try:
-            body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        except s3.exceptions.NoSuchKey:
-            raise StagingError(f"manifest {uri} does not exist") from None
-        if body.get("format") != MANIFEST_FORMAT:
-            raise StagingError(f"{uri}: unsupported manifest format {body.get('format')!r}")
-        if body.get("batch_id") != batch_id:
-            raise StagingError(f"{uri}: batch {body.get('batch_id')!r}, expected {batch_id!r}")
-        topic = body.get("topic")
-        if topic not in TOPIC_TABLES:
-            raise StagingError(f"{uri}: unknown topic {topic!r}")
-        if topic in topics:
-            raise StagingError(f"{uri}: topic {topic} staged twice in batch {batch_id}")
+            table = table_for_topic(manifest.topic)
+        except UnknownTopicError as error:
+            raise StagingError(f"{uri}: {error}") from None
+        if table in topics:
+            raise StagingError(
+                f"{uri}: table {table} staged twice in batch {batch_id} "
+                f"({topics[table].topic} and {manifest.topic})"
+            )
+        check_objects(s3, manifest, uri)
         objects = []
-        for part in body["partitions"]:
-            if (part["rows"] == 0) != (part["object"] is None):
-                raise StagingError(f"{uri}: partition {part['partition']} rows/object mismatch")
-            if part["object"] is None:
-                continue
-            obj = part["object"]
-            obj_bucket, obj_key = split_s3_uri(obj) if obj.startswith("s3://") else (bucket, obj)
+        for part in manifest.objects():
+            assert part.object is not None
+            assert part.sha256 is not None
+            bucket, key = split_s3_uri(part.object)
             objects.append(
                 StagedObject(
-                    topic=topic,
-                    partition=int(part["partition"]),
-                    start_offset=int(part["start_offset"]),
-                    end_offset=int(part["end_offset"]),
-                    rows=int(part["rows"]),
-                    bucket=obj_bucket,
-                    key=obj_key,
-                    sha256=part["sha256"],
-                    size=int(part["bytes"]),
+                    topic=manifest.topic,
+                    partition=part.partition,
+                    start_offset=part.start_offset,
+                    end_offset=part.end_offset,
+                    rows=part.rows,
+                    bucket=bucket,
+                    key=key,
+                    sha256=part.sha256,
+                    size=part.bytes,
                 )
             )
-        rows = sum(o.rows for o in objects)
-        if body.get("rows") != rows:
-            raise StagingError(f"{uri}: manifest rows {body.get('rows')} != partitions' {rows}")
-        for obj in objects:
-            try:
-                head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
-            except Exception as exc:
-                raise StagingError(f"s3://{obj.bucket}/{obj.key} (in {uri}): {exc}") from None
-            if head["ContentLength"] != obj.size:
-                raise StagingError(
-                    f"s3://{obj.bucket}/{obj.key}: {head['ContentLength']} bytes, "
-                    f"manifest says {obj.size}"
-                )
-        topics[topic] = StagedTopic(topic, TOPIC_TABLES[topic], rows, tuple(objects), uri)
+        topics[table] = StagedTopic(manifest.topic, table, manifest.rows, tuple(objects), uri)
     return list(topics.values())
 
 

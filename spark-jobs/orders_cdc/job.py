@@ -34,8 +34,9 @@ from orders_cdc.inputs import (
     read_and_parse,
     read_manifests,
 )
-from orders_cdc.schemas import REASONS, TABLES, TOPIC_TABLES, parsed_ddl
+from orders_cdc.schemas import REASONS, TABLES, parsed_ddl
 from orders_cdc.tables import Tables, ensure_tables
+from orders_contract.catalog import CREDENTIAL_ENV
 from orders_contract.metrics import (
     KINDS,
     GoldCounts,
@@ -47,6 +48,7 @@ from orders_contract.metrics import (
     Totals,
     check_invariants,
 )
+from orders_contract.topics import DEFAULT_TOPICS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -105,15 +107,8 @@ def _parsed_topic(
 #: template is a ConfigMap and carries no credential; catalogs load lazily, so setting
 #: these before the first table access is enough. S3 credentials need no such step:
 #: S3FileIO and boto3 read AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY themselves.
-CATALOG_CREDENTIAL_ENV = {
-    "ICEBERG_JDBC_USER": "jdbc.user",
-    "ICEBERG_JDBC_PASSWORD": "jdbc.password",
-    "ICEBERG_REST_TOKEN": "token",
-}
-
-
 def apply_catalog_credentials(spark: SparkSession, catalog: str) -> None:
-    for env, prop in CATALOG_CREDENTIAL_ENV.items():
+    for env, prop in CREDENTIAL_ENV.items():
         value = os.environ.get(env)
         key = f"spark.sql.catalog.{catalog}.{prop}"
         if value and not spark.conf.get(key, None):
@@ -198,11 +193,14 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     ensure_tables(spark, tables)
     steps.done("manifests_and_tables")
 
+    # Each table's topic is the one its manifest names (the deployment's kafka.topics);
+    # a table with no manifest in the batch is reported under its default topic.
+    topic_of = {t: staged[t].topic if t in staged else DEFAULT_TOPICS[t] for t in TABLES}
     topics: dict[str, TopicCounts] = {}
     parsed: dict[str, DataFrame] = {}
-    for topic, table in TOPIC_TABLES.items():
+    for table in TABLES:
         parsed[table] = _parsed_topic(spark, staged.get(table), table, s3)
-        topics[topic] = _topic_counts(parsed[table], staged.get(table), table)
+        topics[topic_of[table]] = _topic_counts(parsed[table], staged.get(table), table)
     steps.done("read_and_parse")
 
     # Bronze and the quarantine (insert-only MERGE on Kafka coordinates).
@@ -211,8 +209,8 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
 
     bronze_counts: dict[str, StoredCounts] = {}
     quarantine_source = None
-    for topic, table in TOPIC_TABLES.items():
-        events = topics[topic].events
+    for table in TABLES:
+        events = topics[topic_of[table]].events
         stored = bronze.write(
             spark,
             bronze.bronze_rows(parsed[table], args.batch_id),

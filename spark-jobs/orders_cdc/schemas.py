@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Debezium topic -> table name (the `<table>` of `<server>.<schema>.<table>`).
-TOPIC_TABLES: dict[str, str] = {
-    "orders.public.orders": "orders",
-    "orders.public.line_items": "line_items",
-    "orders.public.customers": "customers",
-}
-TABLES = ("orders", "line_items", "customers")
+# The tables, and which topic carries which (orders_contract.topics.table_for_topic).
+from orders_contract.topics import TABLES as TABLES
 
 OPS = ("c", "u", "d", "r")
 ORDER_STATUSES = ("pending", "paid", "shipped", "cancelled", "refunded")

@@ -25,11 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-TOPICS = {
-    "orders": "orders.public.orders",
-    "line_items": "orders.public.line_items",
-    "customers": "orders.public.customers",
-}
+from orders_contract.topics import DEFAULT_TOPICS as TOPICS
+
 STATUSES = ("pending", "paid", "shipped", "cancelled", "refunded")
 BASE_DAY = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 

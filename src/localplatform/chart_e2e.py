@@ -172,8 +172,6 @@ class ChartE2E:
             "orders-etl-iceberg": {
                 "ICEBERG_JDBC_USER": "iceberg",
                 "ICEBERG_JDBC_PASSWORD": creds["iceberg_db"],
-                "PYICEBERG_URI": f"postgresql+psycopg2://iceberg:{creds['iceberg_db']}"
-                f"@{svc('postgres')}:5432/iceberg",
             },
         }
 

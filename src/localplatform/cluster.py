@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from localplatform import paths, pki, procs
+from orders_contract.sparkapplication import CRD_NAMES
 
 ZONES = ("zone-a", "zone-b", "zone-c")
 
@@ -115,11 +116,7 @@ class Cluster:
         ScheduledSparkApplication, SparkConnect: what the operator's chart installs) and
         wait for them."""
         self.kubectl("apply", "--server-side", "-f", str(paths.TOOLS_SHARE / "spark-crds"))
-        self.wait_crds_established(
-            "sparkapplications.sparkoperator.k8s.io",
-            "scheduledsparkapplications.sparkoperator.k8s.io",
-            "sparkconnects.sparkoperator.k8s.io",
-        )
+        self.wait_crds_established(*CRD_NAMES)
 
     def _get(self, path: str, port: int | None = None, client_cert: bool = True) -> str:
         ctx = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))

@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
+from orders_contract.sparkapplication import GROUP, VERSION
+
 Schema = dict[str, Any]
 
-GROUP = "sparkoperator.k8s.io"
-VERSION = "v1beta2"
 PACKAGE = "kubeflow-spark-api"
 GENERATED_FROM = "orders-etl.dev/generated-from"
 #: CRDs in *.k8s.io groups need an API review approval; this is the spark-operator's.

@@ -44,7 +44,6 @@ from localplatform.airflow_local import AirflowLocalConfig, LocalAirflow
 from localplatform.cluster import Cluster
 from localplatform.services import LocalServices
 from orders_contract.metrics import JobMetrics
-from orders_etl.catalog import pyiceberg_properties
 
 RELEASE = "orders-etl"
 NAMESPACE = "orders-etl"
@@ -174,6 +173,7 @@ class Demo:
             "airflow_cfg": cfg["airflow.cfg"],
             "template": template,
             "jobs_namespace": spark.get("jobs-namespace") or template["metadata"]["namespace"],
+            "catalog": spark["iceberg-catalog.json"],
             "pools": pools,
         }
 
@@ -183,6 +183,8 @@ class Demo:
         catalog = s.catalog_config()
         template_path = self.config_dir / "sparkapplication-template.yaml"
         template_path.write_text(yaml.safe_dump(release["template"]))
+        catalog_path = self.config_dir / "iceberg-catalog.json"
+        catalog_path.write_text(release["catalog"])
         overlay = self.config_dir / "pipeline-local.yaml"
         overlay.write_text(
             yaml.safe_dump(
@@ -197,7 +199,7 @@ class Demo:
                         "template_path": str(template_path),
                         "poll_interval_seconds": 2,
                     },
-                    "iceberg": {"catalog": catalog.name},
+                    "iceberg": {"catalog": catalog.name, "catalog_file": str(catalog_path)},
                 }
             )
         )
@@ -235,11 +237,12 @@ class Demo:
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "console"}),
             "ORDERS_ETL_CONFIG": str(overlay),
             **{f"AIRFLOW_CONN_{k}": json.dumps(v) for k, v in conns.items()},
-            **{
-                f"PYICEBERG_CATALOG__{catalog.name.upper()}__"
-                f"{k.upper().replace('.', '__').replace('-', '_')}": v
-                for k, v in pyiceberg_properties(catalog).items()
-            },
+            # The catalog's login, as spark.catalog.existingSecret gives it in a cluster;
+            # S3 keys for pyiceberg's FileIO, as s3.existingSecret does.
+            "ICEBERG_JDBC_USER": catalog.jdbc_user or "",
+            "ICEBERG_JDBC_PASSWORD": catalog.jdbc_password or "",
+            "AWS_ACCESS_KEY_ID": s.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s.s3.secret_key,
         }
         return LocalAirflow(
             AirflowLocalConfig(
@@ -506,7 +509,7 @@ class Demo:
 
     def metrics(self, run_id: str) -> JobMetrics:
         """The Spark job's metrics document of a run (from the staging bucket)."""
-        from orders_etl.staging import batch_id_for_run
+        from orders_contract.staging import batch_id_for_run
 
         key = f"cdc/batch={batch_id_for_run(DAG_ID, run_id)}/_metrics.json"
         body = self.services.s3.client().get_object(Bucket="staging", Key=key)["Body"].read()

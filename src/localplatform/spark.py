@@ -21,7 +21,7 @@ def spark_jars() -> list[Path]:
 
 
 def local_session(conf: dict[str, str], app_name: str = "orders-etl-local") -> SparkSession:
-    """local[2] Spark with `conf` (e.g. orders_etl.catalog.spark_conf) and the pinned jars."""
+    """local[2] Spark with `conf` (e.g. orders_contract.catalog.spark_conf) and the pinned jars."""
     from pyspark.sql import SparkSession
 
     builder = (

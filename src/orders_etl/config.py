@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orders_contract.topics import tables_for_topics
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -60,6 +62,9 @@ class KafkaConfig(_Section):
                 raise ValueError(f"{topic!r} is not a valid Kafka topic name")
         if len(set(topics)) != len(topics):
             raise ValueError("topics must be unique")
+        # One topic per contract table, found by its last dot-separated part (Debezium's
+        # <prefix>.<schema>.<table>): the Spark job maps each manifest's topic the same way.
+        tables_for_topics(topics)
         return topics
 
 
@@ -88,6 +93,9 @@ class SparkConfig(_Section):
 
 class IcebergConfig(_Section):
     catalog: str
+    #: The catalog as data (orders_contract.catalog); None: pyiceberg's own configuration
+    #: by name, and the SparkApplication template's sparkConf as it is.
+    catalog_file: str | None = None
     bronze_namespace: str
     silver_namespace: str
     gold_namespace: str

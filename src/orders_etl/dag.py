@@ -19,6 +19,7 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from orders_contract.metrics import JobMetrics
+from orders_contract.staging import StagingLocation
 from orders_etl import assets
 from orders_etl.alerting.deadline import post_deadline_missed
 from orders_etl.config import PipelineConfig, load_config
@@ -26,8 +27,7 @@ from orders_etl.notify import RunFigures, dashboard_gap, notify_run
 from orders_etl.operators.clickhouse import GoldToClickHouseOperator
 from orders_etl.operators.consume import KafkaToStagingOperator
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
-from orders_etl.staging import StagingLocation
-from orders_etl.verify import verify_batch
+from orders_etl.staging.verify import verify_batch
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
             namespace=config.spark.namespace,
             arguments=batch["spark_arguments"],
             metrics_uri=batch["metrics_uri"],
+            catalog_file=config.iceberg.catalog_file,
             kubernetes_conn_id=config.spark.kubernetes_connection_id,
             aws_conn_id=config.staging.aws_connection_id,
             poll_interval=config.spark.poll_interval_seconds,
@@ -174,6 +175,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
             executor=execs.for_task("load_clickhouse"),
             touched_dates=spark_metrics["touched_dates"],
             iceberg_catalog=config.iceberg.catalog,
+            catalog_file=config.iceberg.catalog_file,
             gold_table=f"{config.iceberg.gold_namespace}.daily_revenue",
             clickhouse_conn_id=ch.connection_id,
             database=ch.database,

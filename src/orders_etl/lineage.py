@@ -1,7 +1,8 @@
 """The pipeline's own asset URI schemes, registered with Airflow the way a provider's are.
 
 Airflow normalizes an asset's URI, and the OpenLineage provider turns it into a dataset,
-only through handlers that providers declare (`asset-uris` in their provider info). The
+only through handlers that providers declare (`asset-uris` in their provider info,
+orders_etl.provider). The
 Kafka (`kafka://`) and S3 (`s3://`) assets are covered by the Kafka and Amazon
 providers; the Iceberg and ClickHouse assets use schemes no installed provider knows, so
 without this module OpenLineage silently left them out of every event. The package
@@ -29,21 +30,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset
 
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-
-
-def get_provider_info() -> dict[str, Any]:
-    return {
-        "package-name": "orders-etl",
-        "name": "Orders ETL",
-        "description": "The orders ETL pipeline's asset URI schemes (iceberg, clickhouse).",
-        "asset-uris": [
-            {
-                "schemes": ["iceberg", "clickhouse"],
-                "handler": f"{__name__}.sanitize_uri",
-                "to_openlineage_converter": f"{__name__}.to_openlineage",
-            },
-        ],
-    }
 
 
 def _parts(uri: SplitResult) -> tuple[str, str, str]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
-GROUP = "sparkoperator.k8s.io"
-VERSION = "v1beta2"
-PLURAL = "sparkapplications"
+from orders_contract.sparkapplication import API_VERSION, KIND
 
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
@@ -66,17 +65,21 @@ def render_application(
     namespace: str,
     arguments: list[str],
     labels: dict[str, str],
+    spark_conf: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The template with this run's name, namespace, labels and arguments; validated."""
+    """The template with this run's name, namespace, labels and arguments, and `spark_conf`
+    under the template's own sparkConf (the template wins a key both set); validated."""
     body = copy.deepcopy(template)
-    if body.get("apiVersion") != f"{GROUP}/{VERSION}" or body.get("kind") != "SparkApplication":
-        raise ValueError(f"template is not a {GROUP}/{VERSION} SparkApplication")
+    if body.get("apiVersion") != API_VERSION or body.get("kind") != KIND:
+        raise ValueError(f"template is not a {API_VERSION} {KIND}")
     metadata = body.setdefault("metadata", {})
     metadata["name"] = name
     metadata["namespace"] = namespace
     metadata["labels"] = {**metadata.get("labels", {}), **labels}
     spec = body.setdefault("spec", {})
     spec["arguments"] = [*spec.get("arguments", []), *arguments]
+    if spark_conf:
+        spec["sparkConf"] = {**spark_conf, **(spec.get("sparkConf") or {})}
     # The driver and executor pods carry the same labels, so they can be found per run.
     for role in ("driver", "executor"):
         part = spec.setdefault(role, {})

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from orders_contract.catalog import CatalogConfig, pyiceberg_properties, spark_conf
+
 pytestmark = pytest.mark.chart
 
 
@@ -140,26 +142,73 @@ def test_sparkapplication_template(chart: Any) -> None:
     assert spec["driver"]["serviceAccount"] == chart.name("spark-driver")
     assert (spec["driver"]["cores"], spec["driver"]["memory"]) == (1, "1g")
     assert (spec["executor"]["instances"], spec["executor"]["memory"]) == (2, "2g")
-    conf = spec["sparkConf"]
+    # The template's sparkConf is the user's; the catalog travels as data beside it, and
+    # the transform task adds the settings orders_contract.catalog builds from it.
+    assert spec["sparkConf"] == {"spark.sql.shuffle.partitions": "8"}
+    assert not any(k.startswith("spark.sql.catalog") for k in spec["sparkConf"])
+    conf = spark_conf(CatalogConfig.from_dict(json.loads(cm["data"]["iceberg-catalog.json"])))
     assert conf["spark.sql.catalog.lakehouse"] == "org.apache.iceberg.spark.SparkCatalog"
     assert conf["spark.sql.catalog.lakehouse.type"] == "rest"
     assert conf["spark.sql.catalog.lakehouse.uri"] == "http://iceberg-rest:8181"
     assert conf["spark.sql.catalog.lakehouse.warehouse"] == "s3://orders-etl/warehouse"
     assert conf["spark.sql.catalog.lakehouse.s3.endpoint"] == "http://minio:9000"
     assert conf["spark.sql.catalog.lakehouse.s3.path-style-access"] == "true"
-    assert conf["spark.sql.shuffle.partitions"] == "8"
     assert all(isinstance(v, str) for v in conf.values())
 
 
 def test_glue_catalog(chart: Any) -> None:
-    objects = chart.render({"spark": {"catalog": {"type": "glue", "uri": ""}}})
-    app = yaml.safe_load(
-        chart.one(objects, "ConfigMap", chart.name("spark-template"))["data"][
-            "sparkapplication.yaml"
-        ]
+    objects = chart.render(
+        {"spark": {"catalog": {"type": "glue", "uri": "", "properties": {"glue.id": "1234"}}}}
     )
-    assert app["spec"]["sparkConf"]["spark.sql.catalog.lakehouse.type"] == "glue"
-    assert "spark.sql.catalog.lakehouse.uri" not in app["spec"]["sparkConf"]
+    cm = chart.one(objects, "ConfigMap", chart.name("spark-template"))
+    catalog = CatalogConfig.from_dict(json.loads(cm["data"]["iceberg-catalog.json"]))
+    conf = spark_conf(catalog)
+    assert conf["spark.sql.catalog.lakehouse.type"] == "glue"
+    assert conf["spark.sql.catalog.lakehouse.glue.id"] == "1234"
+    assert "spark.sql.catalog.lakehouse.uri" not in conf
+    assert pyiceberg_properties(catalog)["type"] == "glue"
+
+
+def test_the_catalog_file_and_its_login_reach_every_process_that_opens_it(chart: Any) -> None:
+    """The Airflow pods mount iceberg-catalog.json where the pipeline config looks for it
+    and, with spark.catalog.existingSecret, get the login; so does the Spark driver (not
+    the executors, which never open the catalog)."""
+    from orders_etl.config import parse_config
+
+    objects = chart.render({"spark": {"catalog": {"existingSecret": "lake-login"}}})
+    default_path = parse_config().iceberg.catalog_file
+    assert default_path == "/opt/airflow/chart-config/iceberg-catalog.json"
+    worker = chart.one(objects, "StatefulSet", chart.name("worker"))
+    pod = worker["spec"]["template"]["spec"]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "config"]
+    assert mount["mountPath"] == str(Path(default_path).parent)
+    [volume] = [v for v in pod["volumes"] if v["name"] == "config"]
+    paths = {
+        i["path"]
+        for src in volume["projected"]["sources"]
+        for i in src["configMap"].get("items", [])
+    }
+    assert Path(default_path).name in paths
+    logins = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in pod["containers"][0]["env"]
+        if e["name"].startswith("ICEBERG_")
+    }
+    assert set(logins) == {"ICEBERG_JDBC_USER", "ICEBERG_JDBC_PASSWORD", "ICEBERG_REST_TOKEN"}
+    assert all(ref["name"] == "lake-login" and ref["optional"] for ref in logins.values())
+    cm = chart.one(objects, "ConfigMap", chart.name("spark-template"))
+    app = yaml.safe_load(cm["data"]["sparkapplication.yaml"])
+
+    def env_names(role: str) -> set[str]:
+        [container] = app["spec"][role]["template"]["spec"]["containers"][:1]
+        return {e["name"] for e in container["env"]}
+
+    assert {"ICEBERG_JDBC_USER", "ICEBERG_JDBC_PASSWORD"} <= env_names("driver")
+    assert not any(n.startswith("ICEBERG_") for n in env_names("executor"))
+    without = chart.render({})
+    worker = chart.one(without, "StatefulSet", chart.name("worker"))
+    env = worker["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert not any(e["name"].startswith("ICEBERG_") for e in env)
 
 
 def _job(objects: list[dict[str, Any]], prefix: str) -> dict[str, Any]:

@@ -46,6 +46,8 @@ CASES: list[tuple[str, dict[str, Any], bool, list[str]]] = [
         ["/images/airflow/pullPolicy"],
     ),
     ("bad catalog", {"spark": {"catalog": {"type": "hive2"}}}, True, ["/spark/catalog/type"]),
+    # Iceberg's hadoop catalog needs a Hadoop file system for s3://, which no image has.
+    ("hadoop catalog", {"spark": {"catalog": {"type": "hadoop"}}}, True, ["/spark/catalog/type"]),
     (
         "numeric tag",
         {"images": {"airflow": {"tag": 3.3}}},

@@ -125,7 +125,7 @@ def _properties(conf: dict[str, str]) -> str:
 def test_iceberg_roundtrip_on_s3_as_a_kubernetes_driver(
     image: str, data_services: Any, tmp_path: Path
 ) -> None:
-    from orders_etl.catalog import pyiceberg_properties, spark_conf
+    from orders_contract.catalog import pyiceberg_properties, spark_conf
 
     config = data_services.catalog_config()
     assert config.name == "lakehouse"

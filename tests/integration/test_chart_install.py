@@ -572,7 +572,6 @@ def test_the_kind_path_values_install(cluster: Cluster, namespaces: Callable[[st
         "orders-etl-iceberg": {
             "ICEBERG_JDBC_USER": "u",
             "ICEBERG_JDBC_PASSWORD": "p",
-            "PYICEBERG_URI": "postgresql+psycopg2://u:p@pg:5432/iceberg",
         },
     }
     for name, data in e2e_secrets.items():

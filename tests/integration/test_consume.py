@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, Producer
 
 from localplatform.services import LocalServices
 from localplatform.services.s3 import ListingCounter
-from orders_etl.consume import StagingError, TopicStager
-from orders_etl.staging import Manifest, StagingLocation
+from orders_contract.staging import Manifest, StagingError, StagingLocation
+from orders_etl.staging.stager import TopicStager
 
 pytestmark = pytest.mark.integration
 
@@ -177,7 +177,7 @@ def test_unknown_topic_fails_clearly(
 
 def _seed_ledger(s3: Any, location: StagingLocation, topic: str, claims: int) -> None:
     """`claims` earlier contiguous claims of one partition, written as the ledger has them."""
-    from orders_etl.consume import Claim, OffsetLedger
+    from orders_etl.staging.ledger import Claim, OffsetLedger
 
     ledger = OffsetLedger(s3, location)
     for seq in range(claims):
@@ -191,7 +191,7 @@ def test_a_claim_reads_the_ledger_from_its_head_not_whole(
     """Each claim used to list the topic's whole ledger (one object per run). With a head,
     a claim after 300 earlier ones lists a handful of keys, continues the ranges exactly,
     and a retry finds its claim the same way."""
-    from orders_etl.consume import OffsetLedger
+    from orders_etl.staging.ledger import OffsetLedger
 
     s3 = data_services.s3.client()
     _seed_ledger(s3, location, topic, 300)
@@ -229,7 +229,7 @@ def test_a_claim_reads_the_ledger_from_its_head_not_whole(
 def test_a_stale_or_missing_head_still_gives_the_newest_claim(
     data_services: LocalServices, topic: str, location: StagingLocation
 ) -> None:
-    from orders_etl.consume import OffsetLedger
+    from orders_etl.staging.ledger import OffsetLedger
 
     s3 = data_services.s3.client()
     _seed_ledger(s3, location, topic, 20)

@@ -20,7 +20,7 @@ from localplatform.services import LocalServices
 from localplatform.services.base import ServicePorts, ServicesConfig
 from localplatform.services.kafka import Kafka
 from localplatform.spark import local_session
-from orders_etl.catalog import pyiceberg_properties, spark_conf
+from orders_contract.catalog import pyiceberg_properties, spark_conf
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewPartitions
 
 from localplatform.services import LocalServices
-from orders_etl.consume import TopicStager
-from orders_etl.staging import StagingLocation
+from orders_contract.staging import StagingLocation
+from orders_etl.staging.stager import TopicStager
 from orders_etl.triggers.kafka_backlog import KafkaBacklogTrigger
 
 pytestmark = pytest.mark.integration

@@ -36,9 +36,9 @@ from confluent_kafka import Consumer, Producer
 
 from localplatform.cluster import Cluster
 from localplatform.services import LocalServices
-from orders_etl.consume import StagingError, TopicStager
-from orders_etl.sparkapp import GROUP, VERSION
-from orders_etl.staging import Manifest, StagingLocation
+from orders_contract.sparkapplication import GROUP, VERSION
+from orders_contract.staging import Manifest, StagingError, StagingLocation
+from orders_etl.staging.stager import TopicStager
 from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,6 +18,7 @@ import yaml
 from airflow.sdk.exceptions import TaskDeferred
 
 from localplatform.cluster import Cluster
+from orders_contract.catalog import CatalogConfig, S3Config, spark_conf
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
 from orders_etl.sparkapp import LABEL_TRY, application_name
 from orders_etl.triggers.sparkapplication import SparkApplicationTrigger
@@ -244,6 +245,43 @@ def operator(tmp_path: Path, namespace: str) -> SparkApplicationOperator:
         kubernetes_conn_id=CONN_ID,
         poll_interval=0.2,
     )
+
+
+def test_the_catalog_file_becomes_the_applications_catalog_settings(
+    local_cluster: Cluster, spark_namespace: str, tmp_path: Path
+) -> None:
+    """The chart's iceberg-catalog.json, through orders_contract.catalog, lands in the
+    SparkApplication's sparkConf under the template's own keys (spark.sparkConf wins)."""
+    catalog = CatalogConfig(
+        "lakehouse",
+        "rest",
+        "s3://warehouse/",
+        uri="http://iceberg-rest:8181",
+        s3=S3Config(endpoint="http://s3:9000", path_style=True),
+    )
+    described = tmp_path / "iceberg-catalog.json"
+    described.write_text(json.dumps(catalog.to_dict()))
+    own = {"spark.sql.catalog.lakehouse.uri": "http://rest-override:8181", "spark.cores.max": "2"}
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        yaml.safe_dump({**TEMPLATE, "spec": {**TEMPLATE["spec"], "sparkConf": own}})
+    )
+    op = SparkApplicationOperator(
+        task_id="spark_transform",
+        template_path=template,
+        namespace=spark_namespace,
+        arguments=["--batch-id", "b1"],
+        metrics_uri="s3://staging/x/_metrics.json",
+        catalog_file=str(described),
+        kubernetes_conn_id=CONN_ID,
+    )
+    run_id = f"manual__{uuid.uuid4().hex}"
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI(run_id, 1)})
+    created = get_app(local_cluster, spark_namespace, application_name("orders_etl", run_id, 1))
+    assert created is not None
+    assert created["spec"]["sparkConf"] == {**spark_conf(catalog), **own}
+    assert created["spec"]["sparkConf"]["spark.sql.catalog.lakehouse.type"] == "rest"
 
 
 def get_app(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:

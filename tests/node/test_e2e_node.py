@@ -540,7 +540,7 @@ def _follow(
 def _gold(platform: ChartE2E) -> list[list[Any]]:
     from pyiceberg.catalog import load_catalog
 
-    from orders_etl.catalog import pyiceberg_properties
+    from orders_contract.catalog import pyiceberg_properties
 
     config = platform.services.catalog_config()
     table = load_catalog(config.name, **pyiceberg_properties(config)).load_table(

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 
 from localplatform import procs
 from localplatform.demo import Demo
-from orders_etl.consume import Claim
-from orders_etl.staging import Manifest, StagingLocation
+from orders_contract.staging import Manifest, StagingLocation
+from orders_etl.staging.ledger import Claim
 
 
 def component(demo: Demo, name: str) -> procs.Proc:

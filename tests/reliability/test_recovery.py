@@ -32,7 +32,7 @@ import pytest
 
 from localplatform import cdc_events
 from localplatform.demo import DAG_ID, Demo
-from orders_etl.staging import batch_id_for_run
+from orders_contract.staging import batch_id_for_run
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,8 +18,8 @@ import pytest
 
 from localplatform import cdc_events
 from localplatform.demo import Demo
+from orders_contract.staging import StagingLocation, batch_id_for_run
 from orders_etl.config import parse_config
-from orders_etl.staging import StagingLocation, batch_id_for_run
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 sys.path.insert(0, str(Path(__file__).parent))

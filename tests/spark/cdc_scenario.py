@@ -23,13 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orders_etl.staging import Manifest, PartitionRange, StagingLocation, parquet_schema
+from orders_contract.staging import Manifest, PartitionRange, StagingLocation, parquet_schema
+from orders_contract.topics import DEFAULT_TOPICS as TOPICS
 
-TOPICS = {
-    "orders": "orders.public.orders",
-    "line_items": "orders.public.line_items",
-    "customers": "orders.public.customers",
-}
 PARTITIONS = 3
 KAFKA_EPOCH_MS = 1_795_000_000_000
 
@@ -364,15 +360,20 @@ def build_scenario(seed: int = 7) -> Scenario:
     return scenario
 
 
-# ---- staging (src/orders_etl/staging.py's format) ----------------------------------------
+# ---- staging (src/orders_contract/staging.py's format) ----------------------------------------
 
 
 def write_staging(
-    s3: Any, location: StagingLocation, batch_id: str, messages: list[Message]
+    s3: Any,
+    location: StagingLocation,
+    batch_id: str,
+    messages: list[Message],
+    topics: dict[str, str] = TOPICS,
 ) -> list[str]:
-    """Stage `messages` as one batch: Parquet per partition + a manifest per topic."""
+    """Stage `messages` as one batch: Parquet per partition + a manifest per topic
+    (`topics`: table -> the topic it is staged under)."""
     uris = []
-    for table, topic in TOPICS.items():
+    for table, topic in topics.items():
         ranges = []
         for partition in range(PARTITIONS):
             rows = sorted(
@@ -405,7 +406,8 @@ def write_staging(
             s3.put_object(Bucket=location.bucket, Key=key, Body=body)
             ranges.append(
                 PartitionRange(
-                    partition, start, end, len(rows), key, hashlib.sha256(body).hexdigest(),
+                    partition, start, end, len(rows), location.uri(key),
+                    hashlib.sha256(body).hexdigest(),
                     len(body),
                 )
             )  # fmt: skip

@@ -32,7 +32,7 @@ def services(data_services: Any) -> Any:
 @pytest.fixture(scope="module")
 def spark(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from localplatform.spark import local_session
-    from orders_etl.catalog import spark_conf
+    from orders_contract.catalog import spark_conf
 
     # Python workers (mapInArrow) must run this venv's interpreter (pyarrow, boto3).
     os.environ["PYSPARK_PYTHON"] = sys.executable

@@ -22,9 +22,9 @@ from cdc_reference import current_state, daily_revenue, records
 from cdc_scenario import Message, Scenario, build_scenario, write_staging
 
 from localplatform.spark import spark_jars
+from orders_contract.catalog import spark_conf
 from orders_contract.metrics import JobMetrics
-from orders_etl.catalog import spark_conf
-from orders_etl.staging import StagingLocation
+from orders_contract.staging import StagingLocation
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,13 @@ class Lake:
     def ns(self) -> dict[str, str]:
         return {layer: f"t_{self.name}_{layer}" for layer in ("bronze", "silver", "gold")}
 
-    def stage(self, batch_id: str, messages: list[Message]) -> list[str]:
-        return write_staging(self.services.s3.client(), self.location, batch_id, messages)
+    def stage(
+        self, batch_id: str, messages: list[Message], topics: dict[str, str] | None = None
+    ) -> list[str]:
+        s3 = self.services.s3.client()
+        if topics is None:
+            return write_staging(s3, self.location, batch_id, messages)
+        return write_staging(s3, self.location, batch_id, messages, topics)
 
     def args(
         self, batch_id: str, manifests: list[str], metrics_uri: str, record_uri: str | None = None
@@ -67,10 +72,16 @@ class Lake:
             argv += [f"--{layer}-namespace", ns]
         return argv
 
-    def run(self, batch_id: str, messages: list[Message] | None, tmp: Path) -> dict[str, Any]:
+    def run(
+        self,
+        batch_id: str,
+        messages: list[Message] | None,
+        tmp: Path,
+        topics: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         from orders_cdc.job import run
 
-        manifests = self.stage(batch_id, messages) if messages is not None else []
+        manifests = self.stage(batch_id, messages, topics) if messages is not None else []
         metrics_path = tmp / f"{batch_id}-{time.monotonic_ns()}.json"
         record = tmp / f"{self.name}-{batch_id}-dates.json"  # one per batch, like staging's
         returned = run(self.spark, self.args(batch_id, manifests, str(metrics_path), str(record)))
@@ -218,6 +229,23 @@ def test_one_batch_holding_both_equals_two_in_sequence(
     assert lake.contents() == sequential["contents"][2]
 
 
+def test_topics_renamed_in_the_config_reach_the_same_tables(
+    spark: Any, services: Any, scenario: Scenario, sequential: Any, tmp_path: Path
+) -> None:
+    """`kafka.topics` is configurable (another Debezium topic prefix): the job takes each
+    manifest's topic and maps it to its table by the contract, not by a list of its own."""
+    lake = Lake(spark, services, f"renamed_{os.urandom(4).hex()}")
+    renamed = {table: f"shop-eu.sales.{table}" for table in TABLES}
+    metrics = lake.run("r1", scenario.batch(1), tmp_path, topics=renamed)
+    assert (metrics["status"], metrics["violations"]) == ("succeeded", [])
+    assert set(metrics["topics"]) == set(renamed.values())
+    first = sequential["contents"][0]
+    for table in TABLES:
+        assert lake.silver(table) == first[f"silver.{table}"], table
+    assert lake.gold() == first["gold"]
+    assert {row[0] for row in lake.bronze("orders")} == {renamed["orders"]}
+
+
 def test_quarantine_and_metrics_are_real(sequential: Any, scenario: Scenario) -> None:
     first = sequential["metrics"][0]
     one = scenario.batch(1)
@@ -352,7 +380,7 @@ def test_spark_submit_runs_the_job_like_the_spark_application(
     assert "orders_cdc batch s1:" in done.stdout
     from pyiceberg.catalog import load_catalog
 
-    from orders_etl.catalog import pyiceberg_properties
+    from orders_contract.catalog import pyiceberg_properties
 
     catalog = load_catalog(config.name, **pyiceberg_properties(config))
     gold = catalog.load_table(f"{lake.ns['gold']}.daily_revenue").scan().to_arrow().to_pylist()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders_etl.staging import StagingLocation, batch_id_for_run
+from orders_contract.staging import StagingLocation, batch_id_for_run
 
 pytestmark = pytest.mark.unit
 

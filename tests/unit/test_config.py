@@ -29,6 +29,16 @@ def test_an_overlay_is_deep_merged_over_the_defaults() -> None:
         ("dag:\n  retries: three\n", "dag.retries"),
         ("dag:\n  max_active_runs: 0\n", "dag.max_active_runs"),
         ("kafka:\n  topics: []\n", "kafka.topics"),
+        # One topic per contract table, named <prefix>.<schema>.<table>.
+        (
+            "kafka:\n  topics: [a.public.orders, a.public.line_items, a.public.shipments]\n",
+            "'a.public.shipments' does not carry a table",
+        ),
+        (
+            "kafka:\n  topics: [a.public.orders, b.public.orders, a.public.customers]\n",
+            "both carry table 'orders'",
+        ),
+        ("kafka:\n  topics: [a.public.orders, a.public.customers]\n", "line_items"),
         ("clickhouse:\n  table: 'daily; DROP TABLE x'\n", "clickhouse.table"),
         # Keys nothing read are gone; an overlay still setting one hears so.
         ("alerting:\n  channel: '#ops'\n", "alerting.channel"),
@@ -41,6 +51,13 @@ def test_a_bad_overlay_is_refused_naming_the_file_and_the_key(overlay: str, says
         parse_config(overlay, source="values-overlay.yaml")
     assert str(error.value).startswith("values-overlay.yaml:")
     assert says in str(error.value)
+
+
+def test_topics_under_another_debezium_prefix_are_accepted() -> None:
+    config = parse_config(
+        "kafka:\n  topics: [eu.sales.customers, eu.sales.orders, eu.sales.line_items]\n"
+    )
+    assert config.kafka.topics == ("eu.sales.customers", "eu.sales.orders", "eu.sales.line_items")
 
 
 def test_an_unreadable_overlay_file_is_a_config_error(tmp_path: Path) -> None:
@@ -69,3 +86,4 @@ def test_the_default_template_path_is_where_the_chart_mounts_the_template() -> N
     chart = Path(__file__).resolve().parents[2] / "charts" / "orders-etl" / "templates"
     mounted = (chart / "configmaps" / "configmap-airflow-cfg.yaml").read_text()
     assert f'"template_path" "{parse_config().spark.template_path}"' in mounted
+    assert f'"catalog_file" "{parse_config().iceberg.catalog_file}"' in mounted

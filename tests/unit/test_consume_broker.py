@@ -10,8 +10,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from orders_etl.consume import StagingError, TopicStager
-from orders_etl.staging import StagingLocation
+from orders_contract.staging import StagingError, StagingLocation
+from orders_etl.staging.stager import TopicStager
 
 pytestmark = pytest.mark.unit
 

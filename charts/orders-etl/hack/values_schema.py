@@ -21,6 +21,9 @@ from typing import Any
 
 import yaml
 
+# The catalog types are the contract's (the engines' settings are built there).
+from orders_contract.catalog import CATALOG_TYPES
+
 CHART = Path(__file__).resolve().parents[1]
 
 STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -144,7 +147,11 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "*.lifecycle": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"postStart": OPEN_OBJECT, "preStop": OPEN_OBJECT, "stopSignal": {"type": "string"}},
+        "properties": {
+            "postStart": OPEN_OBJECT,
+            "preStop": OPEN_OBJECT,
+            "stopSignal": {"type": "string"},
+        },
     },
     "*.extraVolumes": named_list("name"),
     "*.extraVolumeMounts": named_list("name", "mountPath"),
@@ -221,7 +228,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "spark.sparkConf": STRING_MAP,
     "spark.labels": STRING_MAP,
     "spark.jobsNamespace": {"type": "string", "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"},
-    "spark.catalog.type": {"type": "string", "enum": ["rest", "glue", "hadoop", "jdbc"]},
+    "spark.catalog.type": {"type": "string", "enum": list(CATALOG_TYPES)},
     "spark.driver.memory": {"type": "string", "pattern": "^[0-9]+[kmgt]?$"},
     "spark.executor.memory": {"type": "string", "pattern": "^[0-9]+[kmgt]?$"},
     "networkPolicies.apiServerIngressFrom": OBJECT_LIST,

@@ -404,6 +404,7 @@ Usage: {{ include "orders-etl.taskEnv" . | nindent 12 }}
       name: {{ .Values.s3.existingSecret }}
       key: AWS_SECRET_ACCESS_KEY
 {{- end }}
+{{- include "orders-etl.catalogCredentialEnv" . }}
 {{- if .Values.airflow.openlineage.transportSecret.name }}
 - name: AIRFLOW__OPENLINEAGE__TRANSPORT
   valueFrom:
@@ -502,6 +503,8 @@ Usage: {{ include "orders-etl.airflowVolumes" (dict "ctx" $ "podTemplate" true) 
           items:
             - key: sparkapplication.yaml
               path: sparkapplication.yaml
+            - key: iceberg-catalog.json
+              path: iceberg-catalog.json
       {{- end }}
 - name: tmp
   emptyDir:
@@ -762,4 +765,23 @@ Usage: {{ include "orders-etl.statsdMappings" . }}
 */}}
 {{- define "orders-etl.statsdMappings" -}}
 {{- .Values.statsd.mappings | default (.Files.Get "files/statsd-mappings.yml") | trim -}}
+{{- end -}}
+
+{{/*
+The Iceberg catalog's own login (orders_contract.catalog.CREDENTIAL_ENV) from
+spark.catalog.existingSecret, for every process that opens the catalog: the Airflow
+tasks (pyiceberg) and the Spark driver. Each key is optional: a JDBC catalog needs the
+user and password, a REST catalog may need a token.
+*/}}
+{{- define "orders-etl.catalogCredentialEnv" -}}
+{{- with .Values.spark.catalog.existingSecret }}
+{{- range $key := list "ICEBERG_JDBC_USER" "ICEBERG_JDBC_PASSWORD" "ICEBERG_REST_TOKEN" }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.spark.catalog.existingSecret }}
+      key: {{ $key }}
+      optional: true
+{{- end }}
+{{- end }}
 {{- end -}}

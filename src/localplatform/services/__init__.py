@@ -4,7 +4,7 @@
 
 Everything listens on 127.0.0.1 (ports in base.ServicePorts), keeps data and logs under
 .run/services, and is stopped by PID. `up` is idempotent and serialised by a lock.
-Spark and chdb are libraries, not servers: see orders_etl.catalog for the Spark conf.
+Spark and chdb are libraries, not servers: see orders_contract.catalog for the Spark conf.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from localplatform.services.kafka import Kafka
 from localplatform.services.postgres import Postgres
 from localplatform.services.redis import Redis
 from localplatform.services.s3 import S3
-from orders_etl.catalog import CatalogConfig, S3Config
+from orders_contract.catalog import CatalogConfig, S3Config
+from orders_contract.topics import DEFAULT_TOPICS
 
 #: The data contract's Debezium topics (DESIGN.md), created at start-up.
-CDC_TOPICS = ("orders.public.orders", "orders.public.line_items", "orders.public.customers")
+CDC_TOPICS = tuple(DEFAULT_TOPICS.values())
 #: Buckets: the Iceberg warehouse, consume staging, Airflow's XCom objects and logs.
 BUCKETS = ("warehouse", "staging", "airflow")
 #: The Iceberg catalog name Spark and pyiceberg share (rows in the JDBC catalog carry it).

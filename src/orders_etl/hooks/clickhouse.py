@@ -132,15 +132,3 @@ class ClickHouseHook(BaseHook):
         except Exception as error:
             return False, str(error)
         return True, f"connected to ClickHouse {version}"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {"schema": "Database"},
-            "placeholders": {
-                "host": "clickhouse.example.internal (or leave empty and set extra.dsn)",
-                "port": "8123 (HTTP) / 8443 (HTTPS)",
-                "extra": '{"secure": true} or {"dsn": "chdb:///path/to/data"}',
-            },
-        }

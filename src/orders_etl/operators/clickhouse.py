@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from orders_contract.catalog import load_catalog_file, pyiceberg_properties
 from orders_etl import clickhouse_load
 from orders_etl.hooks.clickhouse import ClickHouseHook
 
@@ -58,7 +59,10 @@ class GoldToClickHouseOperator(BaseOperator):
     """Replace the dashboard table's partitions for the touched dates with gold's rows.
 
     :param touched_dates: ISO dates (templated); typically the Spark job's touched dates.
-    :param iceberg_catalog: pyiceberg catalog name (properties from PYICEBERG_CATALOG__*).
+    :param iceberg_catalog: the Iceberg catalog's name.
+    :param catalog_file: the catalog as data (orders_contract.catalog, the chart's
+        iceberg-catalog.json), opened with its login from the environment; None: pyiceberg's
+        own configuration by name (PYICEBERG_CATALOG__*, .pyiceberg.yaml).
     :param gold_table: Iceberg table identifier, ``<namespace>.daily_revenue``.
     :param clickhouse_conn_id: Airflow connection for ClickHouseHook.
     :param database: ClickHouse database of the dashboard table.
@@ -81,6 +85,7 @@ class GoldToClickHouseOperator(BaseOperator):
         database: str,
         table: str,
         snapshot_id: int | str | None = None,
+        catalog_file: str | None = None,
         catalog_properties: Mapping[str, str] | None = None,
         create_table: bool = True,
         **kwargs: Any,
@@ -95,8 +100,22 @@ class GoldToClickHouseOperator(BaseOperator):
         self.database = database
         self.table = table
         self.snapshot_id = snapshot_id
+        self.catalog_file = catalog_file
         self.catalog_properties = dict(catalog_properties) if catalog_properties else None
         self.create_table = create_table
+
+    def _catalog_properties(self) -> dict[str, str]:
+        if self.catalog_properties is not None:
+            return self.catalog_properties
+        if not self.catalog_file:
+            return {}
+        catalog = load_catalog_file(self.catalog_file)
+        if catalog.name != self.iceberg_catalog:
+            raise ValueError(
+                f"{self.catalog_file} describes catalog {catalog.name!r}, the pipeline reads "
+                f"{self.iceberg_catalog!r}: set spark.catalog.name and iceberg.catalog alike"
+            )
+        return pyiceberg_properties(catalog.with_credentials_from_env())
 
     def read_gold(self, dates: Sequence[dt.date]) -> list[dict[str, Any]]:
         """Gold rows for exactly `dates` (pyiceberg, partition-pruned by the date filter)."""
@@ -107,7 +126,7 @@ class GoldToClickHouseOperator(BaseOperator):
         # signature does not say so to mypy.
         is_in: Callable[..., BooleanExpression] = In
 
-        catalog = load_catalog(self.iceberg_catalog, **(self.catalog_properties or {}))
+        catalog = load_catalog(self.iceberg_catalog, **self._catalog_properties())
         gold = catalog.load_table(self.gold_table)
         snapshot = int(self.snapshot_id) if self.snapshot_id not in (None, "", "None") else None
         scan = gold.scan(

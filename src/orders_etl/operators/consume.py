@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from orders_etl.staging import StagingLocation, batch_id_for_run
+from orders_contract.staging import StagingLocation, batch_id_for_run
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
 
 
 class KafkaToStagingOperator(BaseOperator):
-    """Stage `topic` for this run's batch to S3 (see orders_etl.consume) and return a
+    """Stage `topic` for this run's batch to S3 (see orders_etl.staging.stager) and return a
     small summary (the manifest's location and counts: it stays in the metadata DB)."""
 
     template_fields: Sequence[str] = ("topic",)
@@ -47,8 +47,8 @@ class KafkaToStagingOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        from orders_etl.consume import TopicStager
         from orders_etl.hooks.kafka_staging import StagingConsumerHook
+        from orders_etl.staging.stager import TopicStager
 
         batch_id = batch_id_for_run(context["ti"].dag_id, context["run_id"])
         location = StagingLocation(self.bucket, self.prefix)

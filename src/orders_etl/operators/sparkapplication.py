@@ -16,16 +16,15 @@ import yaml
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from orders_contract.catalog import load_catalog_file, spark_conf
 from orders_contract.metrics import JobMetrics
+from orders_contract.sparkapplication import GROUP, PLURAL, VERSION
 from orders_etl.sparkapp import (
     COMPLETED,
     FAILED,
-    GROUP,
     LABEL_DAG,
     LABEL_RUN,
     LABEL_TRY,
-    PLURAL,
-    VERSION,
     application_name,
     application_state,
     render_application,
@@ -54,6 +53,9 @@ class SparkApplicationOperator(BaseOperator):
     :param template_path: YAML file with a SparkApplication (the chart's ConfigMap).
     :param arguments: appended to `spec.arguments` (templated).
     :param metrics_uri: s3:// URI of the job's metrics JSON (templated).
+    :param catalog_file: the Iceberg catalog as data (orders_contract.catalog, the chart's
+        iceberg-catalog.json): its Spark settings are added under the template's sparkConf.
+        None: the template's sparkConf as it is.
     """
 
     template_fields: Sequence[str] = ("arguments", "metrics_uri", "namespace")
@@ -65,6 +67,7 @@ class SparkApplicationOperator(BaseOperator):
         namespace: str,
         arguments: list[str],
         metrics_uri: str,
+        catalog_file: str | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         aws_conn_id: str | None = "aws_default",
         poll_interval: float = 10.0,
@@ -77,6 +80,7 @@ class SparkApplicationOperator(BaseOperator):
         self.namespace = namespace
         self.arguments = arguments
         self.metrics_uri = metrics_uri
+        self.catalog_file = catalog_file
         self.kubernetes_conn_id = kubernetes_conn_id
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
@@ -146,12 +150,16 @@ class SparkApplicationOperator(BaseOperator):
         labels = self._labels(context)
         name = application_name(ti.dag_id, ti.run_id, ti.try_number)
         template = yaml.safe_load(Path(self.template_path).read_text())
+        catalog_conf = None
+        if self.catalog_file:  # no credential in it: the driver reads its login from env
+            catalog_conf = spark_conf(load_catalog_file(self.catalog_file))
         body = render_application(
             template,
             name=name,
             namespace=self.namespace,
             arguments=[str(a) for a in self.arguments],
             labels=labels,
+            spark_conf=catalog_conf,
         )
         self._delete_earlier_tries(labels)
         ti.xcom_push(key="application_name", value=name)

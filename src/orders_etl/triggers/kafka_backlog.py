@@ -188,8 +188,8 @@ class KafkaBacklogTrigger(BaseEventTrigger):
     def backlog(self) -> Backlog:
         """The ranges the next claim would take, per topic (blocking). A consumer per poll:
         nothing to go stale across a broker restart, and nothing is subscribed."""
-        from orders_etl.consume import TopicStager
-        from orders_etl.staging import StagingLocation
+        from orders_contract.staging import StagingLocation
+        from orders_etl.staging.stager import TopicStager
 
         stager = TopicStager(
             self._consumer,

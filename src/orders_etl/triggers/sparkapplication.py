@@ -13,14 +13,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from kubernetes_asyncio.client import CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from orders_contract.sparkapplication import GROUP, PLURAL, VERSION
 from orders_etl.sparkapp import (
     COMPLETED,
     FAILED,
-    GROUP,
-    PLURAL,
     STALLED_STATES,
     STATE_MEANING,
-    VERSION,
     application_state,
 )
 

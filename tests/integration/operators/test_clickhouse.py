@@ -20,7 +20,7 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DateType, DecimalType, LongType, NestedField
 
 from localplatform.services import LocalServices
-from orders_etl.catalog import pyiceberg_properties
+from orders_contract.catalog import pyiceberg_properties
 from orders_etl.clickhouse_load import ensure_table, replace_partitions
 from orders_etl.operators.clickhouse import GoldToClickHouseOperator
 
@@ -185,3 +185,47 @@ def test_operator_refuses_a_hostile_table_name() -> None:
             database="dashboards",
             table="daily_revenue; DROP TABLE x",
         )
+
+
+def test_operator_opens_the_catalog_file_with_its_login_from_the_environment(
+    gold_catalog: tuple[Catalog, dict[str, str], str],
+    clickhouse_conn: str,
+    chdb_dsn: str,
+    data_services: LocalServices,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the chart runs it: iceberg-catalog.json holds no credential; the catalog's login
+    (spark.catalog.existingSecret) and the S3 keys (s3.existingSecret) are env vars."""
+    _, _, namespace = gold_catalog
+    config = data_services.catalog_config()
+    described = tmp_path / "iceberg-catalog.json"
+    described.write_text(json.dumps(config.to_dict()))
+    assert config.jdbc_password is not None
+    assert config.jdbc_password not in described.read_text()
+    monkeypatch.setenv("ICEBERG_JDBC_USER", config.jdbc_user or "")
+    monkeypatch.setenv("ICEBERG_JDBC_PASSWORD", config.jdbc_password)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", data_services.s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", data_services.s3.secret_key)
+    database = f"dash_{uuid.uuid4().hex[:8]}"
+
+    def operator(catalog_name: str) -> GoldToClickHouseOperator:
+        return GoldToClickHouseOperator(
+            task_id="load_clickhouse",
+            touched_dates=["2026-11-02", "2026-11-04"],
+            iceberg_catalog=catalog_name,
+            catalog_file=str(described),
+            gold_table=f"{namespace}.daily_revenue",
+            clickhouse_conn_id=clickhouse_conn,
+            database=database,
+            table="daily_revenue",
+        )
+
+    result = operator(config.name).execute(context={})  # type: ignore[arg-type]
+    assert result["rows_written"] == 2
+    assert dashboard(chdb_dsn, database) == [
+        (D2, Decimal("99.99"), 7, 8, 5),
+        (D4, Decimal("30.25"), 3, 4, 3),
+    ]
+    with pytest.raises(ValueError, match="describes catalog 'lakehouse', the pipeline reads"):
+        operator("other").execute(context={})  # type: ignore[arg-type]

@@ -76,3 +76,19 @@ def test_hook_reads_the_airflow_connection(monkeypatch: pytest.MonkeyPatch) -> N
         "clickhouse",
         "clickhouse_default",
     )
+
+
+def test_the_clickhouse_connection_type_is_registered_with_airflow() -> None:
+    """Through the package's provider info (orders_etl.provider), as a provider's hooks
+    are: the UI's form gets the type and its field labels (the API server's providers
+    manager), task code resolves the hook by connection type (the task runtime's)."""
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    behaviour = ProvidersManager().field_behaviours["clickhouse"]
+    assert behaviour["relabeling"] == {"schema": "Database"}
+    assert "extra.dsn" in behaviour["placeholders"]["host"]
+    hook = ProvidersManagerTaskRuntime().hooks["clickhouse"]
+    assert hook is not None
+    assert hook.hook_class_name == "orders_etl.hooks.clickhouse.ClickHouseHook"
+    assert hook.connection_id_attribute_name == "clickhouse_conn_id"

@@ -1,26 +1,13 @@
 """Stage one Kafka topic's new messages to S3 as Parquet, replayably.
 
-Which offsets a batch owns is decided once and recorded in a ledger on S3:
-
-    <prefix>/_ledger/topic=<topic>/<seq:012d>.json   {"seq", "batch_id", "ranges"}
-    <prefix>/_ledger/head/topic=<topic>.json         {"seq"}: where the tail starts
-
-A batch claims the next sequence number with a conditional put (If-None-Match: *): its
-ranges start where the previous claim ended and end at the high watermarks taken at
-task start. Two runs racing for the same number cannot both win, so ranges never
-overlap and never leave gaps, whatever the number of active runs. A retry or a
-cleared rerun finds its own claim (through the batch's `_claim.json`, or by scanning
-the ledger's tail if it died between the two writes) and reads exactly the same
-offsets again. Objects are written before the manifest; the manifest is written last
-and makes the batch visible (see orders_etl.staging). Once a manifest exists the topic
-is not read again: its objects are checked against it instead.
-
-The ledger is read in bounded time however long the pipeline has run (`OffsetLedger`):
-the head object names a recent sequence number, and only the keys from there on are
-listed (ListObjectsV2 StartAfter). The head is a hint, written after each claim: a stale
-one (two runs racing, one writing an older number last) only lengthens that listing by
-the claims since, and the conditional put on the sequence key stays the only arbiter.
-A ledger without a head (written before it existed) is listed whole once.
+Which offsets a batch owns is decided once and recorded in the offset ledger on S3
+(orders_etl.staging.ledger): a claim's ranges start where the previous claim ended and
+end at the high watermarks taken at task start. A retry or a cleared rerun finds its own
+claim (through the batch's `_claim.json`, or by scanning the ledger's tail if it died
+between the two writes) and reads exactly the same offsets again. Objects are written
+before the manifest; the manifest is written last and makes the batch visible (the format
+is orders_contract.staging). Once a manifest exists the topic is not read again: its
+objects are checked against it instead.
 
 The first claim of a topic starts at the consumer group's committed offsets, or at the
 beginning of each partition; the group's offsets are committed after every manifest so
@@ -31,21 +18,31 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from botocore.exceptions import ClientError
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
-from orders_etl.staging import Manifest, PartitionRange, StagingLocation, parquet_schema
+from orders_contract.staging import (
+    Manifest,
+    PartitionRange,
+    StagingError,
+    StagingLocation,
+    check_objects,
+    parquet_schema,
+)
+from orders_etl.staging.ledger import (
+    LEDGER_SCAN_LIMIT,
+    Claim,
+    OffsetLedger,
+    get_text,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,143 +67,8 @@ _TRANSIENT_BROKER_ERRORS = frozenset(
     }
 )
 
-#: How many ledger entries a retry scans backwards for its own claim.
-LEDGER_SCAN_LIMIT = 200
-#: How far the newest claim may be past the head before a reader moves the head up.
-LEDGER_HEAD_LAG = 50
 #: Messages buffered before a row group is flushed to the Parquet file.
 ROW_GROUP_ROWS = 100_000
-
-
-class StagingError(RuntimeError):
-    """Staging cannot proceed: the message says what is wrong and what to do."""
-
-
-def _get_text(s3: Any, bucket: str, key: str) -> str | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return None
-        raise
-    return str(body.read().decode())
-
-
-def _put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:
-    try:
-        s3.put_object(
-            Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] in (
-            "PreconditionFailed",
-            "412",
-            "ConditionalRequestConflict",
-        ):
-            return False
-        raise
-    return True
-
-
-@dataclass(frozen=True)
-class Claim:
-    seq: int
-    batch_id: str
-    ranges: dict[int, tuple[int, int]]  # partition -> [start, end)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "seq": self.seq,
-                "batch_id": self.batch_id,
-                "ranges": {str(p): list(r) for p, r in sorted(self.ranges.items())},
-            },
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Claim:
-        body = json.loads(text)
-        return cls(
-            int(body["seq"]),
-            body["batch_id"],
-            {int(p): (int(r[0]), int(r[1])) for p, r in body["ranges"].items()},
-        )
-
-
-class OffsetLedger:
-    """The claims of every topic, read from a known key instead of listed whole."""
-
-    def __init__(self, s3: Any, location: StagingLocation) -> None:
-        self._s3 = s3
-        self._location = location
-
-    # -- keys ---------------------------------------------------------------------------
-    def prefix(self, topic: str) -> str:
-        return f"{self._location.prefix}/_ledger/topic={topic}/"
-
-    def key(self, topic: str, seq: int) -> str:
-        return f"{self.prefix(topic)}{seq:012d}.json"
-
-    def head_key(self, topic: str) -> str:
-        return f"{self._location.prefix}/_ledger/head/topic={topic}.json"
-
-    # -- reading ------------------------------------------------------------------------
-    def head(self, topic: str) -> int | None:
-        text = _get_text(self._s3, self._location.bucket, self.head_key(topic))
-        return None if text is None else int(json.loads(text)["seq"])
-
-    def keys_from(self, topic: str, seq: int | None) -> list[str]:
-        """Claim keys with a sequence number >= seq (all of them when seq is None)."""
-        kwargs: dict[str, Any] = {"Bucket": self._location.bucket, "Prefix": self.prefix(topic)}
-        if seq is not None and seq > 0:
-            kwargs["StartAfter"] = self.key(topic, seq - 1)
-        keys: list[str] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return sorted(keys)
-
-    def read(self, key: str) -> Claim | None:
-        text = _get_text(self._s3, self._location.bucket, key)
-        return None if text is None else Claim.from_json(text)
-
-    def last(self, topic: str) -> Claim | None:
-        """The topic's newest claim (None for a topic never claimed)."""
-        head = self.head(topic)
-        keys = self.keys_from(topic, head)
-        if not keys and head is not None:  # a head past the tail: the ledger was cut
-            keys = self.keys_from(topic, None)
-        if not keys:
-            return None
-        last = self.read(keys[-1])
-        if last is not None and (head is None or last.seq - head > LEDGER_HEAD_LAG):
-            self.advance_head(topic, last.seq)
-        return last
-
-    def recent(self, topic: str, count: int) -> list[Claim]:
-        """Up to `count` of the newest claims, newest last."""
-        head = self.head(topic)
-        start = None if head is None else max(0, head - count)
-        claims = [c for k in self.keys_from(topic, start) if (c := self.read(k)) is not None]
-        return claims[-count:]
-
-    # -- writing ------------------------------------------------------------------------
-    def try_claim(self, claim: Claim, topic: str) -> bool:
-        """Write `claim` if its sequence number is free (If-None-Match); True if it won."""
-        won = _put_if_absent(
-            self._s3, self._location.bucket, self.key(topic, claim.seq), claim.to_json().encode()
-        )
-        if won:
-            self.advance_head(topic, claim.seq)
-        return won
-
-    def advance_head(self, topic: str, seq: int) -> None:
-        self._s3.put_object(
-            Bucket=self._location.bucket,
-            Key=self.head_key(topic),
-            Body=json.dumps({"seq": seq}).encode(),
-            ContentType="application/json",
-        )
 
 
 class TopicStager:
@@ -232,8 +94,9 @@ class TopicStager:
         manifest_key = self._location.manifest_key(batch_id, topic)
         existing = self._get_text(manifest_key)
         if existing is not None:
-            manifest = Manifest.from_json(existing)
-            self._verify_objects(manifest)
+            where = self._location.uri(manifest_key)
+            manifest = Manifest.from_json(existing, where=where)
+            check_objects(self._s3, manifest, where)
             log.info(
                 "%s: batch %s already staged (%d rows); objects verified",
                 topic,
@@ -481,25 +344,9 @@ class TopicStager:
 
     # -- S3 -----------------------------------------------------------------------------
     def _get_text(self, key: str) -> str | None:
-        return _get_text(self._s3, self._location.bucket, key)
+        return get_text(self._s3, self._location.bucket, key)
 
     def _put(self, key: str, body: bytes, content_type: str) -> None:
         self._s3.put_object(
             Bucket=self._location.bucket, Key=key, Body=body, ContentType=content_type
         )
-
-    def _verify_objects(self, manifest: Manifest) -> None:
-        for part in manifest.partitions:
-            if part.object is None:
-                continue
-            key = part.object.removeprefix(f"s3://{self._location.bucket}/")
-            try:
-                head = self._s3.head_object(Bucket=self._location.bucket, Key=key)
-            except ClientError as error:
-                raise StagingError(
-                    f"manifest of batch {manifest.batch_id} names {part.object}, which is "
-                    f"missing ({error.response['Error']['Code']}); the staging area was "
-                    "modified outside the pipeline"
-                ) from None
-            if head.get("Metadata", {}).get("sha256") != part.sha256:
-                raise StagingError(f"{part.object} does not match its manifest's sha256")

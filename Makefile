@@ -39,7 +39,7 @@ tools: ## Build/install the pinned tools into .tools (Go-built servers and CLIs,
 services-install: ## Install Debian's PostgreSQL and Redis (apt-get, only if missing)
 	hack/install-debian-packages.sh
 
-$(SPARK_CRDS): $(VENV)/.synced src/localplatform/crds.py
+$(SPARK_CRDS): $(VENV)/.synced rig/localplatform/src/localplatform/crds.py
 	$(PY) -m localplatform.crds --out-dir $(dir $@)
 
 .PHONY: crds
@@ -123,8 +123,8 @@ kind-down: ## (Docker) Delete the kind cluster and stop the data services kind-u
 # ---- tests -------------------------------------------------------------------------
 .PHONY: lint
 lint: venv ## ruff (lint + format check) and mypy --strict
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src rig tests bench
+	$(VENV)/bin/ruff format --check src rig tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict bench
 

@@ -7,17 +7,21 @@
 #            only: docker users pull the public image of that name instead
 #   pause    images/pause/Dockerfile + build/pause/linux/pause.c of k8s.io/kubernetes@v$KUBERNETES_VERSION
 #   airflow  images/airflow/Dockerfile + uv.lock (extras airflow, pipeline, spark-api) + src/ + dags/
+#            (the product only: rig/ contributes its members' pyproject.toml, no code)
 #   airflow-local  the same with the extra `local` (chdb, the real node's ClickHouse stand-in);
 #            built on demand (make node-up), not by default
-#   spark    images/spark/Dockerfile + uv.lock (extras spark, spark-api, spark-operator-standin)
-#            + src/ + spark-jobs/ + the jars of hack/maven/spark/pom.xml (.tools/spark-jars)
+#   spark    images/spark/Dockerfile + uv.lock (extra spark) + src/ + spark-jobs/ + the jars of
+#            hack/maven/spark/pom.xml (.tools/spark-jars)
+#   spark-operator-standin  images/spark-operator-standin/Dockerfile: the spark image plus the
+#            stand-in distribution (rig/spark-operator-standin) from uv.lock; a TEST STAND-IN
 #
 # Image tags come from what is installed: Airflow's and pyspark's versions in uv.lock,
 # pause's TAG in the Kubernetes module; tests/images checks the chart's defaults equal them.
 #
-# usage: hack/build-images.sh [build] [base|pause|airflow|airflow-local|spark ...]
-#                                                    (default: base pause airflow spark)
-#        hack/build-images.sh export [pause|airflow|airflow-local|spark ...]  OCI archives for containerd
+# usage: hack/build-images.sh [build] [base|pause|airflow|airflow-local|spark|spark-operator-standin ...]
+#                                 (default: base pause airflow spark spark-operator-standin)
+#        hack/build-images.sh export [pause|airflow|airflow-local|spark|spark-operator-standin ...]
+#                                                    OCI archives for containerd
 #        hack/build-images.sh names                  "<name> <reference>" per image
 #        hack/build-images.sh clean                  remove the images (not the base), their
 #                                                    dangling build layers, contexts, exports
@@ -86,8 +90,12 @@ resolve_names() { # resolve_names NAME...: REF[name] for these (pause needs the 
       # The Airflow image plus chdb (the `local` extra): the real node's ClickHouse stand-in.
       airflow-local) REF[airflow-local]=orders-etl/airflow-local:$(lock_version apache-airflow) ;;
       spark) REF[spark]=orders-etl/spark:$(lock_version pyspark) ;;
+      # Built FROM the spark image: its name is needed with it.
+      spark-operator-standin)
+        REF[spark]=orders-etl/spark:$(lock_version pyspark)
+        REF[spark-operator-standin]=orders-etl/spark-operator-standin:$(lock_version pyspark) ;;
       pause) REF[pause]=localhost/orders-etl/pause:$(pause_tag) ;;
-      *) die "unknown image '$n' (base, pause, airflow, airflow-local, spark)" ;;
+      *) die "unknown image '$n' (base, pause, airflow, airflow-local, spark, spark-operator-standin)" ;;
     esac
   done
 }
@@ -235,13 +243,19 @@ stage_context() { # stage_context NAME: a build context with the repository's la
       cp "$(pause_dir)/build/pause/linux/pause.c" "$ctx/pause.c"
       cp images/pause/Dockerfile "$ctx/images/pause/Dockerfile"
       ;;
-    airflow | spark)
-      local paths=(pyproject.toml uv.lock README.md src "images/$name")
-      [[ $name == airflow ]] && paths+=(dags) || paths+=(spark-jobs)
+    airflow | spark | spark-operator-standin)
+      # The product images get the workspace's rig members as pyproject.toml only (uv
+      # reads them to know the workspace); the stand-in's image gets its code too.
+      local paths=(pyproject.toml uv.lock README.md "images/$name")
+      case $name in
+        airflow) paths+=(src dags) ;;
+        spark) paths+=(src spark-jobs) ;;
+        spark-operator-standin) paths+=(rig/spark-operator-standin) ;;
+      esac
       while IFS= read -r f; do
         [[ $f == *.pyc || $f == */__pycache__/* ]] && continue
         mkdir -p "$ctx/$(dirname "$f")" && cp -p "$f" "$ctx/$f"
-      done < <(files_under "${paths[@]}")
+      done < <(files_under "${paths[@]}" rig/*/pyproject.toml)
       if [[ $name == spark ]]; then
         compgen -G "$ROOT/.tools/spark-jars/*.jar" >/dev/null ||
           die "no jars in .tools/spark-jars: run hack/install-tools.sh spark-jars"
@@ -271,6 +285,9 @@ build_args() { # build_args NAME: --build-arg list for NAME
       args+=(--build-arg "UV_VERSION=$UV_VERSION" --build-arg "AIRFLOW_VERSION=${REF[airflow-local]##*:}"
         --build-arg "EXTRAS=airflow pipeline spark-api local") ;;
     spark) args+=(--build-arg "UV_VERSION=$UV_VERSION" --build-arg "SPARK_VERSION=${REF[spark]##*:}") ;;
+    spark-operator-standin)
+      args+=(--build-arg "UV_VERSION=$UV_VERSION" --build-arg "SPARK_VERSION=${REF[spark]##*:}"
+        --build-arg "SPARK_IMAGE=$(local_ref spark)") ;;
   esac
   printf '%s\n' "${args[@]}"
 }
@@ -281,6 +298,10 @@ build_image() {
   ctx=$(stage_context "$name")
   mapfile -t args < <(build_args "$name")
   hash=$(context_hash "$ctx" "${args[@]}" "base=$(image_id "$(local_ref base)")")
+  if [[ $name == spark-operator-standin ]]; then # rebuilt when the spark image changes
+    [[ -n $(image_id "$(local_ref spark)") ]] || die "$name: build the spark image first"
+    hash=$(printf '%s spark=%s' "$hash" "$(image_id "$(local_ref spark)")" | sha256sum | cut -c1-16)
+  fi
   if stamp_ok "$name" "$hash"; then
     log "$name: $ref up to date (inputs $hash)"
     return 0
@@ -345,8 +366,8 @@ case ${1:-} in build | export | names | push | kind-load | clean) cmd=$1; shift 
 names=("$@")
 if [[ ${#names[@]} -eq 0 ]]; then
   case $cmd in
-    build | names) names=(base pause airflow spark) ;;
-    export | clean) names=(pause airflow spark) ;;
+    build | names) names=(base pause airflow spark spark-operator-standin) ;;
+    export | clean) names=(pause airflow spark spark-operator-standin) ;;
     *) names=(airflow spark) ;;
   esac
 fi

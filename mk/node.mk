@@ -9,8 +9,8 @@ node-deps: ## Install containerd, runc, the CNI plugins, iptables and conntrack 
 .PHONY: node-up
 node-up: cluster-up node-deps images-deps ## Start a real node (containerd, kubelet, kube-proxy, CoreDNS) and load the images into it (built if stale)
 	hack/install-tools.sh kubernetes coredns
-	hack/build-images.sh build pause airflow-local spark
-	hack/build-images.sh export pause airflow-local spark
+	hack/build-images.sh build pause airflow-local spark spark-operator-standin
+	hack/build-images.sh export pause airflow-local spark spark-operator-standin
 	$(PY) -m localplatform.node up
 
 .PHONY: node-down

@@ -13,6 +13,13 @@ from localplatform import paths
 ROOT = paths.REPO_ROOT
 BUILD_SCRIPT = ROOT / "hack" / "build-images.sh"
 DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
+#: The test rig's importable names: never in a product image.
+RIG_MODULES = ("localplatform", "spark_operator_standin", "bench", "tests")
+#: Prints the rig modules an image's interpreter can import (a JSON list).
+FIND_RIG = (
+    "import importlib.util, json; "
+    f"print(json.dumps([m for m in {RIG_MODULES!r} if importlib.util.find_spec(m)]))"
+)
 
 PODMAN = ["podman", "--cgroup-manager=cgroupfs"]
 RUN_FLAGS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]

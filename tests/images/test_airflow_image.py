@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from imagetools import ROOT, lock_version, podman_run
+from imagetools import FIND_RIG, ROOT, lock_version, podman_run
 from packaging.markers import Marker
 
 from localplatform import paths, versions
@@ -187,6 +187,12 @@ def test_installs_exactly_the_lock(image: str) -> None:
     installed = {_normalize(n): v for n, v in raw["dists"].items()}
     assert installed.pop("orders-etl") == "0.1.0"
     assert installed == _lock_export(raw["env"])
+
+
+def test_carries_the_product_and_no_test_rig(image: str) -> None:
+    found = podman_run(image, "python", "-c", FIND_RIG).stdout.splitlines()[-1]
+    assert json.loads(found) == []
+    podman_run(image, "python", "-c", "import orders_etl.dag, orders_contract.staging")
 
 
 def test_entrypoint_passes_other_commands_through(image: str) -> None:

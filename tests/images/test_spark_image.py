@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imagetools import lock_version, podman_run
+from imagetools import FIND_RIG, lock_version, podman_run
 
 from localplatform.spark import spark_jars
 
@@ -43,15 +43,18 @@ def test_jar_list_is_pyspark_plus_the_pinned_jars(image: str) -> None:
     assert wheel_jars <= image_jars
 
 
-def test_job_code_and_stand_in_controller(image: str) -> None:
+def test_job_code_and_its_contract_without_the_test_rig(image: str) -> None:
     out = podman_run(
         image,
         "sh",
         "-c",
-        "test -f /opt/orders-etl/spark-jobs/main.py && python -c 'import orders_cdc.job' "
-        "&& python -m spark_operator_standin --help >/dev/null && echo ok",
+        "test -f /opt/orders-etl/spark-jobs/main.py "
+        "&& python -c 'import orders_cdc.job, orders_contract.staging' && echo ok",
     ).stdout
     assert out.strip() == "ok"
+    # The product only: no stand-in, no local platform, no tests (nor their Kubernetes client).
+    assert json.loads(podman_run(image, "python", "-c", FIND_RIG).stdout) == []
+    assert podman_run(image, "python", "-c", "import kubernetes", check=False).returncode != 0
 
 
 def test_executor_contract(image: str) -> None:

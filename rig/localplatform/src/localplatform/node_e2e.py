@@ -97,7 +97,7 @@ class NodeE2E(ChartE2E):
             "watchNamespace": NAMESPACE,
             "image": {"pullPolicy": "Never"},
             # The tag stays when the image is rebuilt: its ID rolls the pod.
-            "podAnnotations": {"orders-etl.io/image-id": _image_id("spark")},
+            "podAnnotations": {"orders-etl.io/image-id": _image_id("spark-operator-standin")},
             # The stand-in's own pod; Spark's pods get theirs from the SparkApplication's
             # pod templates (values/node.yaml), as with the operator.
             **on_node,

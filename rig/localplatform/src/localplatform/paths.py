@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: The repository root (this file is src/localplatform/paths.py).
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The repository root (this file is rig/localplatform/src/localplatform/paths.py).
+REPO_ROOT = Path(__file__).resolve().parents[4]
 
 #: Pinned tools built or downloaded by hack/install-tools.sh.
 TOOLS_DIR = Path(os.environ.get("TOOLS_DIR", REPO_ROOT / ".tools"))

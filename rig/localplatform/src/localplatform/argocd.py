@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from localplatform import paths, procs
+from localplatform import cli, paths, procs
 from localplatform.cluster import Cluster
 from localplatform.services import LocalServices
 
@@ -636,47 +636,48 @@ def application(
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m localplatform.argocd",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("action", choices=["up", "down", "status", "application"])
-    parser.add_argument("--repo", default="orders-etl", help="GitOps repository name")
-    parser.add_argument("--namespace", default="orders-etl", help="destination namespace")
-    args = parser.parse_args(argv)
+def _up(args: argparse.Namespace) -> tuple[str, bool]:
     argocd = ArgoCD()
-    try:
-        if args.action == "up":
-            was_up = argocd.is_up()
-            seconds = argocd.up()
-            repo = argocd.git_root / f"{args.repo}.git"
-            if not repo.exists():
-                GitOpsRepo.create(argocd.git_root, args.repo)
-            verb = "was already up" if was_up else "is up"
-            print(
-                f"Argo CD {verb} ({seconds:.1f} s); GitOps repository: {argocd.repo_url(args.repo)}"
-            )
-            print(argocd.status())
-        elif args.action == "down":
-            argocd.down()
-            left = procs.pids_under(argocd.run_dir)
-            print("Argo CD is down; no process left:", not left)
-        elif args.action == "application":
-            app = application(
-                APPLICATIONS_DIR / "orders-etl.yaml",
-                repo_url=argocd.repo_url(args.repo),
-                namespace=args.namespace,
-                value_files=["../../values/local.yaml"],
-            )
-            print(yaml.safe_dump(app, sort_keys=False), end="")
-        else:
-            print(argocd.status())
-    except (procs.StartupError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    was_up = argocd.is_up()
+    seconds = argocd.up()
+    if not (argocd.git_root / f"{args.repo}.git").exists():
+        GitOpsRepo.create(argocd.git_root, args.repo)
+    verb = "was already up" if was_up else "is up"
+    return (
+        f"Argo CD {verb} ({seconds:.1f} s); GitOps repository: {argocd.repo_url(args.repo)}\n"
+        f"{argocd.status()}"
+    ), True
+
+
+def _down(_: argparse.Namespace) -> tuple[str, bool]:
+    argocd = ArgoCD()
+    argocd.down()
+    left = procs.pids_under(argocd.run_dir)
+    return f"Argo CD is down; no process left: {not left}", True
+
+
+def _application(args: argparse.Namespace) -> tuple[str, bool]:
+    app = application(
+        APPLICATIONS_DIR / "orders-etl.yaml",
+        repo_url=ArgoCD().repo_url(args.repo),
+        namespace=args.namespace,
+        value_files=["../../values/local.yaml"],
+    )
+    return yaml.safe_dump(app, sort_keys=False).rstrip("\n"), True
+
+
+main = cli.ComponentCli(
+    prog="python -m localplatform.argocd",
+    doc=__doc__,
+    up=_up,
+    down=_down,
+    status=lambda _: (ArgoCD().status(), True),
+    extra={"application": _application},
+    options=[
+        cli.Option("--repo", "GitOps repository name", action="store", default="orders-etl"),
+        cli.Option("--namespace", "destination namespace", action="store", default="orders-etl"),
+    ],
+).main
 
 
 if __name__ == "__main__":

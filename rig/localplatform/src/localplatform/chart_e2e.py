@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from localplatform import paths, procs
+from localplatform import cli, paths, procs
 from localplatform.services import LocalServices
 from localplatform.services.base import ServicesConfig
 
@@ -246,20 +246,24 @@ def port_forward(cluster: Kube, namespace: str, target: str, port: int) -> Itera
 
 def main(target: Callable[[], ChartE2E], prog: str, doc: str | None, argv: list[str] | None) -> int:
     """`python -m <prog> up | down | status` for one target."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc)
-    parser.add_argument("action", choices=["up", "down", "status"])
-    args = parser.parse_args(argv)
-    e2e = target()
-    try:
-        if args.action == "up":
-            timings = e2e.up()
-            summary = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-            print(f"chart on {e2e.label}: {summary}")
-        elif args.action == "down":
-            e2e.down()
-        if args.action != "down" and e2e.is_up():
+
+    def pods(e2e: ChartE2E) -> None:
+        if e2e.is_up():
             e2e.print_pods()
-    except (procs.StartupError, FileNotFoundError, subprocess.CalledProcessError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+    def up(_: argparse.Namespace) -> tuple[str, bool]:
+        e2e = target()
+        timings = e2e.up()
+        print(f"chart on {e2e.label}: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        pods(e2e)
+        return "", True
+
+    def down(_: argparse.Namespace) -> tuple[str, bool]:
+        target().down()
+        return "", True
+
+    def status(_: argparse.Namespace) -> tuple[str, bool]:
+        pods(target())
+        return "", True
+
+    return cli.ComponentCli(prog=prog, doc=doc, up=up, down=down, status=status).main(argv)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from localplatform import paths, pki, procs
+from localplatform import cli, paths, pki, procs
 from orders_contract.sparkapplication import CRD_NAMES
 
 ZONES = ("zone-a", "zone-b", "zone-c")
@@ -422,31 +422,31 @@ class Cluster:
         return len(ready) >= self.config.kwok_nodes
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m localplatform.cluster",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("action", choices=["up", "down", "status"])
-    args = parser.parse_args(argv)
+def _up(_: argparse.Namespace) -> tuple[str, bool]:
     cluster = Cluster()
-    try:
-        if args.action == "up":
-            was_up = cluster.is_up()
-            seconds = cluster.up()
-            verb = "was already up" if was_up else "is up"
-            print(f"cluster {verb} ({seconds:.1f} s); kubeconfig: {cluster.kubeconfig}")
-            print(cluster.status())
-        elif args.action == "down":
-            cluster.down()
-            print("cluster is down; no process left:", not procs.pids_under(cluster.run_dir))
-        else:
-            print(cluster.status())
-    except (procs.StartupError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    was_up = cluster.is_up()
+    seconds = cluster.up()
+    verb = "was already up" if was_up else "is up"
+    return (
+        f"cluster {verb} ({seconds:.1f} s); kubeconfig: {cluster.kubeconfig}\n{cluster.status()}",
+        True,
+    )
+
+
+def _down(_: argparse.Namespace) -> tuple[str, bool]:
+    cluster = Cluster()
+    cluster.down()
+    left = procs.pids_under(cluster.run_dir)
+    return f"cluster is down; no process left: {not left}", True
+
+
+main = cli.ComponentCli(
+    prog="python -m localplatform.cluster",
+    doc=__doc__,
+    up=_up,
+    down=_down,
+    status=lambda _: (Cluster().status(), True),
+).main
 
 
 if __name__ == "__main__":

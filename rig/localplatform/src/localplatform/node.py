@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from localplatform import host_services, node_network, paths, pki, procs
+from localplatform import cli, host_services, node_network, paths, pki, procs
 from localplatform.cluster import Cluster
 
 NODE_LABEL = ("orders-etl.io/node", "real")
@@ -730,38 +730,28 @@ def exported_image(name: str) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m localplatform.node",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument(
-        "--wipe-images", action="store_true", help="down: also delete containerd's image store"
-    )
-    args = parser.parse_args(argv)
+def _up(_: argparse.Namespace) -> tuple[str, bool]:
     node = Node()
-    try:
-        if args.action == "up":
-            seconds = node.up()
-            print(f"node {node.config.name} is Ready ({seconds:.1f} s)")
-            print(node.status())
-        elif args.action == "down":
-            for note in node.down(wipe_images=args.wipe_images):
-                print(f"note: {note}")
-            left = {k: v for k, v in node.leftovers().items() if v}
-            print(
-                "node is down; nothing left:" if not left else f"node is down; LEFT: {left}",
-                not left,
-            )
-            return 0 if not left else 1
-        else:
-            print(node.status())
-    except (procs.StartupError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    seconds = node.up()
+    return f"node {node.config.name} is Ready ({seconds:.1f} s)\n{node.status()}", True
+
+
+def _down(args: argparse.Namespace) -> tuple[str, bool]:
+    node = Node()
+    notes = [f"note: {note}" for note in node.down(wipe_images=args.wipe_images)]
+    left = {k: v for k, v in node.leftovers().items() if v}
+    verdict = "node is down; nothing left: True" if not left else f"node is down; LEFT: {left}"
+    return "\n".join([*notes, verdict]), not left
+
+
+main = cli.ComponentCli(
+    prog="python -m localplatform.node",
+    doc=__doc__,
+    up=_up,
+    down=_down,
+    status=lambda _: (Node().status(), True),
+    options=[cli.Option("--wipe-images", "down: also delete containerd's image store")],
+).main
 
 
 if __name__ == "__main__":

@@ -6,35 +6,36 @@ import argparse
 import sys
 import time
 
-from localplatform import procs
+from localplatform import cli, procs
 from localplatform.services import LocalServices
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localplatform.services")
-    parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--keep-data", action="store_true", help="down: keep data directories")
-    args = parser.parse_args(argv)
+def _up(_: argparse.Namespace) -> tuple[str, bool]:
     services = LocalServices()
-    try:
-        if args.action == "up":
-            started = time.monotonic()
-            timings = services.up()
-            detail = ", ".join(f"{t.name} {t.seconds:.1f} s" for t in timings)
-            print(f"data services healthy in {time.monotonic() - started:.1f} s ({detail})")
-            print(services.status())
-            print(f"endpoints: {services.run_dir / 'endpoints.json'}")
-        elif args.action == "down":
-            services.down(wipe=not args.keep_data)
-            left = procs.pids_under(services.run_dir)
-            print("data services are down" + (f"; STILL RUNNING: {left}" if left else ""))
-            return 1 if left else 0
-        else:
-            print(services.status())
-    except (procs.StartupError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    started = time.monotonic()
+    timings = services.up()
+    detail = ", ".join(f"{t.name} {t.seconds:.1f} s" for t in timings)
+    return (
+        f"data services healthy in {time.monotonic() - started:.1f} s ({detail})\n"
+        f"{services.status()}\nendpoints: {services.run_dir / 'endpoints.json'}"
+    ), True
+
+
+def _down(args: argparse.Namespace) -> tuple[str, bool]:
+    services = LocalServices()
+    services.down(wipe=not args.keep_data)
+    left = procs.pids_under(services.run_dir)
+    return "data services are down" + (f"; STILL RUNNING: {left}" if left else ""), not left
+
+
+main = cli.ComponentCli(
+    prog="python -m localplatform.services",
+    doc=None,
+    up=_up,
+    down=_down,
+    status=lambda _: (LocalServices().status(), True),
+    options=[cli.Option("--keep-data", "down: keep data directories")],
+).main
 
 
 if __name__ == "__main__":

@@ -64,3 +64,46 @@ def test_standin_k8s_mode_passes_env_secret_refs_and_the_driver_pod_name(tmp_pat
     assert "spark.kubernetes.executor.secretKeyRef.AWS_ACCESS_KEY_ID=s3:id" in confs
     assert "spark.kubernetes.authenticate.driver.serviceAccountName=driver-sa" in confs
     assert argv[argv.index("--deploy-mode") + 1] == "cluster"
+
+
+def test_the_config_files_render_from_their_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """containerd, CNI, kubelet, kube-proxy and CoreDNS get files rendered from
+    node_configs/ with the node's addresses, ports and paths, each one parseable."""
+    import json
+    import tomllib
+
+    import yaml
+
+    from localplatform import node as node_module
+
+    monkeypatch.setattr(node_module, "exported_image", lambda name: f"localhost/x/{name}:1")
+    cluster = Cluster(ClusterConfig(run_dir=tmp_path / "cluster"))
+    node = Node(NodeConfig(run_dir=tmp_path / "node"), cluster=cluster)
+    node._write_configs()
+    run = node.run_dir
+    containerd = tomllib.loads((run / "containerd.toml").read_text())
+    cri = containerd["plugins"]["io.containerd.grpc.v1.cri"]
+    assert containerd["grpc"]["address"] == str(node.socket)
+    assert cri["sandbox_image"] == "localhost/x/pause:1"
+    assert cri["cni"]["conf_dir"] == str(node.cni_conf_dir)
+    cni = json.loads((node.cni_conf_dir / "10-orders-etl-node.conflist").read_text())
+    assert cni["plugins"][0]["ipam"]["ranges"] == [
+        [{"subnet": node.config.pod_cidr, "gateway": node.gateway}]
+    ]
+    kubelet = yaml.safe_load((run / "kubelet.yaml").read_text())
+    assert (kubelet["address"], kubelet["port"]) == (node.gateway, node.config.ports.kubelet)
+    assert kubelet["clusterDNS"] == [node.dns_ip]
+    assert kubelet["registerWithTaints"] == [node_module.NODE_TAINT]
+    assert kubelet["readOnlyPort"] == 0
+    assert kubelet["authentication"]["anonymous"] == {"enabled": False}
+    proxy = yaml.safe_load((run / "kube-proxy.yaml").read_text())
+    assert proxy["nodePortAddresses"] == [f"{node.gateway}/32"]
+    corefile = (run / "Corefile").read_text()
+    assert f".:{node.config.ports.dns} {{" in corefile
+    assert "\n    forward " not in corefile  # nothing outside the cluster domain is resolved
+    for text in (run / "containerd.toml", run / "kubelet.yaml", run / "Corefile"):
+        assert "${" not in text.read_text()
+    with pytest.raises(KeyError):
+        node_module.render_config("kubelet.yaml", {})

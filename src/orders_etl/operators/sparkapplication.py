@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,9 @@ class SparkApplicationOperator(BaseOperator):
         self.stall_timeout = stall_timeout
 
     # -- helpers --------------------------------------------------------------------------
-    def _hook(self) -> KubernetesHook:
+    @cached_property
+    def hook(self) -> KubernetesHook:
+        """One hook (and its API client) per task attempt, as the providers' operators do."""
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
         return KubernetesHook(conn_id=self.kubernetes_conn_id)
@@ -106,7 +109,7 @@ class SparkApplicationOperator(BaseOperator):
         from kubernetes.client.exceptions import ApiException
 
         try:
-            obj: dict[str, Any] = self._hook().get_custom_object(
+            obj: dict[str, Any] = self.hook.get_custom_object(
                 group=GROUP, version=VERSION, plural=PLURAL, name=name, namespace=self.namespace
             )
         except ApiException as error:
@@ -119,7 +122,7 @@ class SparkApplicationOperator(BaseOperator):
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self._hook().delete_custom_object(
+            self.hook.delete_custom_object(
                 group=GROUP, version=VERSION, plural=PLURAL, name=name, namespace=self.namespace
             )
         except ApiException as error:
@@ -127,7 +130,7 @@ class SparkApplicationOperator(BaseOperator):
                 raise
 
     def _delete_earlier_tries(self, labels: dict[str, str]) -> None:
-        listed = self._hook().custom_object_client.list_namespaced_custom_object(
+        listed = self.hook.custom_object_client.list_namespaced_custom_object(
             GROUP,
             VERSION,
             self.namespace,
@@ -165,7 +168,7 @@ class SparkApplicationOperator(BaseOperator):
         ti.xcom_push(key="application_name", value=name)
         self._application_name = name
         try:
-            self._hook().create_custom_object(
+            self.hook.create_custom_object(
                 group=GROUP, version=VERSION, plural=PLURAL, body=body, namespace=self.namespace
             )
             self.log.info("Created SparkApplication %s/%s", self.namespace, name)
@@ -190,7 +193,7 @@ class SparkApplicationOperator(BaseOperator):
                 self.log.info("SparkApplication %s is %s; replacing it", name, state)
                 self._delete(name)
                 self._wait_deleted(name)
-                self._hook().create_custom_object(
+                self.hook.create_custom_object(
                     group=GROUP, version=VERSION, plural=PLURAL, body=body, namespace=self.namespace
                 )
             else:

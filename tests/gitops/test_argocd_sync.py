@@ -32,8 +32,9 @@ import pytest
 import yaml
 
 from localplatform import paths
-from localplatform.argocd import APPLICATIONS_DIR, NAMESPACE, ArgoCD, GitOpsRepo, application
+from localplatform.argocd import APPLICATIONS_DIR, NAMESPACE, ArgoCD, application
 from localplatform.cluster import Cluster
+from localplatform.gitops import GitOpsRepo
 
 pytestmark = [pytest.mark.gitops, pytest.mark.timeout(420)]
 

@@ -15,7 +15,7 @@ import secrets
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from localplatform import paths, procs
@@ -26,7 +26,7 @@ class AirflowLocalConfig:
     run_dir: Path
     airflow_cfg: str
     env: dict[str, str]
-    api_port: int = field(default_factory=lambda: paths.port("airflow_api", 28080))
+    api_port: int = paths.port_field("airflow_api", 28080)
     schedulers: int = 2
     triggerers: int = 2
     worker_concurrency: int = 2

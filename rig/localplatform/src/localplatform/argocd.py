@@ -81,15 +81,11 @@ APPLICATIONS_DIR = paths.REPO_ROOT / "argocd"
 class ArgoCDPorts:
     """Loopback ports (see paths.port: LOCALPLATFORM_PORT_<NAME> / _OFFSET)."""
 
-    repo_server: int = field(default_factory=lambda: paths.port("argocd_repo_server", 18081))
-    repo_server_metrics: int = field(
-        default_factory=lambda: paths.port("argocd_repo_server_metrics", 18084)
-    )
+    repo_server: int = paths.port_field("argocd_repo_server", 18081)
+    repo_server_metrics: int = paths.port_field("argocd_repo_server_metrics", 18084)
     #: Argo CD 2.14 binds the controller's metrics/health port on 0.0.0.0 (hard-coded).
-    controller_metrics: int = field(
-        default_factory=lambda: paths.port("argocd_controller_metrics", 18082)
-    )
-    git: int = field(default_factory=lambda: paths.port("git_http", 18418))
+    controller_metrics: int = paths.port_field("argocd_controller_metrics", 18082)
+    git: int = paths.port_field("git_http", 18418)
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,12 @@ ZONES = ("zone-a", "zone-b", "zone-c")
 class Ports:
     """Loopback ports (see paths.port: LOCALPLATFORM_PORT_<NAME> / _OFFSET)."""
 
-    etcd: int = field(default_factory=lambda: paths.port("etcd", 12379))
-    etcd_peer: int = field(default_factory=lambda: paths.port("etcd_peer", 12380))
-    apiserver: int = field(default_factory=lambda: paths.port("apiserver", 16443))
-    controller_manager: int = field(default_factory=lambda: paths.port("controller_manager", 20257))
-    scheduler: int = field(default_factory=lambda: paths.port("scheduler", 20259))
-    kwok: int = field(default_factory=lambda: paths.port("kwok", 20247))
+    etcd: int = paths.port_field("etcd", 12379)
+    etcd_peer: int = paths.port_field("etcd_peer", 12380)
+    apiserver: int = paths.port_field("apiserver", 16443)
+    controller_manager: int = paths.port_field("controller_manager", 20257)
+    scheduler: int = paths.port_field("scheduler", 20259)
+    kwok: int = paths.port_field("kwok", 20247)
 
 
 @dataclass(frozen=True)

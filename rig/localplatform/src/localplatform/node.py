@@ -55,13 +55,13 @@ CONTAINERD_NAMESPACE = "k8s.io"
 class NodePorts:
     """Ports of the node's servers (see paths.port: LOCALPLATFORM_PORT_<NAME> / _OFFSET)."""
 
-    kubelet: int = field(default_factory=lambda: paths.port("kubelet", 10250))
-    kubelet_healthz: int = field(default_factory=lambda: paths.port("kubelet_healthz", 10248))
-    proxy_healthz: int = field(default_factory=lambda: paths.port("kube_proxy_healthz", 10256))
-    proxy_metrics: int = field(default_factory=lambda: paths.port("kube_proxy_metrics", 10249))
-    dns: int = field(default_factory=lambda: paths.port("coredns", 1053))
-    dns_health: int = field(default_factory=lambda: paths.port("coredns_health", 18180))
-    dns_ready: int = field(default_factory=lambda: paths.port("coredns_ready", 18181))
+    kubelet: int = paths.port_field("kubelet", 10250)
+    kubelet_healthz: int = paths.port_field("kubelet_healthz", 10248)
+    proxy_healthz: int = paths.port_field("kube_proxy_healthz", 10256)
+    proxy_metrics: int = paths.port_field("kube_proxy_metrics", 10249)
+    dns: int = paths.port_field("coredns", 1053)
+    dns_health: int = paths.port_field("coredns_health", 18180)
+    dns_ready: int = paths.port_field("coredns_ready", 18181)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import field
 from pathlib import Path
+from typing import Any
 
 #: The repository root (this file is rig/localplatform/src/localplatform/paths.py).
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -23,6 +25,13 @@ def tool(name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make tools` (hack/install-tools.sh)")
     return path
+
+
+def port_field(name: str, default: int) -> Any:
+    """A dataclass field holding `port(name, default)`, read when the instance is made
+    (so a test's LOCALPLATFORM_PORT_* settings apply): the Ports dataclasses of the
+    control plane, the node, Argo CD, Airflow and the data services are lists of these."""
+    return field(default_factory=lambda: port(name, default))
 
 
 def port(name: str, default: int) -> int:

@@ -15,11 +15,11 @@ from localplatform import paths
 class ServicePorts:
     """Loopback ports (see paths.port: LOCALPLATFORM_PORT_<NAME> / _OFFSET)."""
 
-    postgres: int = field(default_factory=lambda: paths.port("postgres", 15432))
-    redis: int = field(default_factory=lambda: paths.port("redis", 16379))
-    kafka: int = field(default_factory=lambda: paths.port("kafka", 19092))
-    kafka_controller: int = field(default_factory=lambda: paths.port("kafka_controller", 19093))
-    s3: int = field(default_factory=lambda: paths.port("s3", 19000))
+    postgres: int = paths.port_field("postgres", 15432)
+    redis: int = paths.port_field("redis", 16379)
+    kafka: int = paths.port_field("kafka", 19092)
+    kafka_controller: int = paths.port_field("kafka_controller", 19093)
+    s3: int = paths.port_field("s3", 19000)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from orders_contract.topics import DEFAULT_TOPICS as TOPICS
+from orders_contract.topics import DEFAULT_TOPICS
+
+#: table -> topic: the data contract's default Debezium topics.
+TOPICS = DEFAULT_TOPICS
 
 STATUSES = ("pending", "paid", "shipped", "cancelled", "refunded")
 BASE_DAY = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

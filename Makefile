@@ -165,7 +165,7 @@ images-deps: ## Install podman, runc and debootstrap (apt-get, only if missing)
 	hack/install-debian-packages.sh images
 
 .PHONY: images
-images: images-deps ## Build the base, pause, Airflow and Spark images with podman (incremental; IMAGES=airflow ... for some)
+images: images-deps ## Build the base, pause, Airflow, Spark and stand-in images with podman (incremental; IMAGES=airflow ... for some)
 	hack/install-tools.sh spark-jars
 	hack/build-images.sh build $(IMAGES)
 

@@ -1,7 +1,7 @@
 # ---- the real node: kubelet + containerd + CNI bridge + kube-proxy + CoreDNS ---------------
 # A real Kubernetes node beside the kwok nodes (README "Real node"). Needs root, Debian's
 # containerd/runc/CNI plugins (node-deps); node-up builds what is stale of the images it loads
-# (pause, airflow-local = Airflow + chdb, spark). State: $$LOCALPLATFORM_RUN_DIR/node (default .run/node).
+# (pause, airflow-local = Airflow + chdb, spark, spark-operator-standin). State: $$LOCALPLATFORM_RUN_DIR/node (default .run/node).
 .PHONY: node-deps
 node-deps: ## Install containerd, runc, the CNI plugins, iptables and conntrack (apt-get, only if missing)
 	hack/install-debian-packages.sh node

@@ -359,7 +359,7 @@ class ArgoCD:
         objects = self.core_install_objects()
         crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
         self._apply(crds)
-        self._wait_established([c["metadata"]["name"] for c in crds], timeout=60)
+        self.cluster.wait_crds_established(*(c["metadata"]["name"] for c in crds), timeout=60)
         self._apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
         rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
         # The `default` AppProject is created by argocd-server, which the core install does
@@ -407,31 +407,6 @@ class ArgoCD:
                 "-p",
                 json.dumps({"data": {"server.secretkey": key}}),
             )
-
-    def _wait_established(self, names: list[str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self.cluster.kubectl(
-                "get", "crd", *names, "-o", "json", "--ignore-not-found", check=False
-            )
-            items = json.loads(result.stdout or '{"items": []}').get("items", [])
-            established = {
-                crd["metadata"]["name"]
-                for crd in items
-                if any(
-                    c["type"] == "Established" and c["status"] == "True"
-                    # Right after creation the API server reports "conditions": null.
-                    for c in (crd.get("status") or {}).get("conditions") or []
-                )
-            }
-            if established >= set(names):
-                return
-            if time.monotonic() > deadline:
-                raise procs.StartupError(
-                    f"Argo CD CRDs not Established after {timeout:.0f} s: "
-                    f"{sorted(set(names) - established)} {result.stderr}"
-                )
-            time.sleep(0.5)
 
     def _write_controller_kubeconfig(self, timeout: float) -> None:
         """A kubeconfig with the application controller's ServiceAccount token."""

@@ -108,7 +108,9 @@ class Cluster:
             if result.returncode == 0:
                 return
             if "accessor error" not in result.stderr or time.monotonic() > deadline:
-                raise RuntimeError(f"CRDs {', '.join(names)} not Established: {result.stderr}")
+                raise procs.StartupError(
+                    f"CRDs {', '.join(names)} not Established: {result.stderr}"
+                )
             time.sleep(0.2)
 
     def apply_spark_crds(self) -> None:

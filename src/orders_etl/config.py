@@ -88,6 +88,7 @@ class SparkConfig(_Section):
     template_path: Path
     pool: str
     poll_interval_seconds: float = Field(gt=0)
+    watch: bool
     timeout_seconds: float = Field(gt=0)
 
 

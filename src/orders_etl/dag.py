@@ -164,6 +164,7 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
             kubernetes_conn_id=config.spark.kubernetes_connection_id,
             aws_conn_id=config.staging.aws_connection_id,
             poll_interval=config.spark.poll_interval_seconds,
+            watch=config.spark.watch,
             wait_timeout=config.spark.timeout_seconds,
             inlets=[assets.staging(config)],
             outlets=assets.iceberg_tables(config),

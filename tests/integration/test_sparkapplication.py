@@ -103,29 +103,37 @@ def run_trigger(
 
 
 def trigger_for(
-    name: str, namespace: str, timeout: float = 60, stall_timeout: float = 900
+    name: str,
+    namespace: str,
+    timeout: float = 60,
+    stall_timeout: float = 900,
+    watch: bool = False,
+    poll_interval: float = 0.2,
 ) -> SparkApplicationTrigger:
     return SparkApplicationTrigger(
         name=name,
         namespace=namespace,
         kubernetes_conn_id=CONN_ID,
-        poll_interval=0.2,
+        poll_interval=poll_interval,
         timeout_at=time.time() + timeout,
         stall_timeout=stall_timeout,
+        watch=watch,
     )
 
 
+@pytest.mark.parametrize("watch", [False, True], ids=["poll", "watch"])
 @pytest.mark.parametrize("sequence", SEQUENCES)
 def test_trigger_through_every_sequence_the_operator_writes(
-    local_cluster: Cluster, spark_namespace: str, sequence: str
+    local_cluster: Cluster, spark_namespace: str, sequence: str, watch: bool
 ) -> None:
     """Each state written through the real API server's status subresource (the CRD
-    validates it), as the operator writes it; the trigger's conclusion at the end."""
+    validates it), as the operator writes it; the trigger's conclusion at the end, polling
+    and reading the shared watch alike."""
     expected = SEQUENCES[sequence]
-    name = f"seq-{sequence}"[:50]
+    name = f"seq-{'w' if watch else 'p'}-{sequence}"[:50]
     create_app(local_cluster, spark_namespace, name)
     event = run_trigger(
-        trigger_for(name, spark_namespace, stall_timeout=2),
+        trigger_for(name, spark_namespace, stall_timeout=2, watch=watch),
         local_cluster,
         spark_namespace,
         list(expected.states),
@@ -212,6 +220,89 @@ def test_an_application_deleted_while_waited_on_fails_clearly(
     assert event["status"] == "not_found", event
     assert "app-deleted" in event["message"]
     assert "was deleted" in event["message"]
+
+
+def test_with_the_watch_a_change_wakes_the_waits_at_once(
+    local_cluster: Cluster, spark_namespace: str
+) -> None:
+    """Three triggers, one watch: with a 30 s poll interval, each resumes within seconds
+    of its application finishing (polling would take up to 30 s), and the waits made two
+    requests in all (one list, one watch stream), none per trigger."""
+    from orders_etl.triggers.sparkapplication_watch import ApplicationWatch
+
+    names = [f"watched-{i}" for i in range(3)]
+    for name in names:
+        create_app(local_cluster, spark_namespace, name)
+        set_state(local_cluster, spark_namespace, name, "RUNNING")
+
+    async def drive() -> tuple[list[float], int]:
+        probe = ApplicationWatch.acquire(CONN_ID, spark_namespace)
+        triggers = [trigger_for(n, spark_namespace, watch=True, poll_interval=30) for n in names]
+        waits = [asyncio.create_task(anext(t.run())) for t in triggers]
+        deadline = time.monotonic() + 20
+        while not probe.synced:
+            assert time.monotonic() < deadline, "the watch did not sync"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # every trigger read RUNNING and waits on the watch
+        delays = []
+        for name, wait in zip(names, waits, strict=True):
+            patched = time.monotonic()
+            await asyncio.to_thread(set_state, local_cluster, spark_namespace, name, "COMPLETED")
+            event = await asyncio.wait_for(wait, timeout=25)
+            delays.append(time.monotonic() - patched)
+            assert event.payload["status"] == "success", event.payload
+        requests = probe.requests
+        probe.release()
+        return delays, requests
+
+    delays, requests = asyncio.run(drive())
+    assert max(delays) < 5, delays
+    assert requests == 2
+
+
+def test_with_a_broken_watch_the_triggers_poll(
+    local_cluster: Cluster, spark_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch cannot list (the API refuses it): the trigger still finishes, by GET."""
+    from orders_etl.triggers import sparkapplication_watch
+
+    async def refused(self: Any, api: Any) -> None:
+        self.requests += 1
+        raise ConnectionError("watch refused (test)")
+
+    monkeypatch.setattr(sparkapplication_watch.ApplicationWatch, "_list_and_follow", refused)
+    create_app(local_cluster, spark_namespace, "app-unwatched")
+    event = run_trigger(
+        trigger_for("app-unwatched", spark_namespace, watch=True),
+        local_cluster,
+        spark_namespace,
+        [("RUNNING", ""), ("COMPLETED", "")],
+    )
+    assert event["status"] == "success"
+
+
+def test_with_the_watch_a_deleted_application_fails_clearly(
+    local_cluster: Cluster, spark_namespace: str
+) -> None:
+    create_app(local_cluster, spark_namespace, "app-deleted-w")
+    set_state(local_cluster, spark_namespace, "app-deleted-w", "RUNNING")
+    trigger = trigger_for("app-deleted-w", spark_namespace, watch=True, poll_interval=30)
+
+    async def drive() -> dict[str, Any]:
+        async def delete_soon() -> None:
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(
+                local_cluster.kubectl,
+                "delete", "sparkapplication", "app-deleted-w", "-n", spark_namespace,
+            )  # fmt: skip
+
+        deleter = asyncio.create_task(delete_soon())
+        event = await asyncio.wait_for(anext(trigger.run()), timeout=20)
+        await deleter
+        return dict(event.payload)
+
+    event = asyncio.run(drive())
+    assert event["status"] == "not_found", event
 
 
 def test_timeout_is_an_event_not_a_hang(local_cluster: Cluster, spark_namespace: str) -> None:

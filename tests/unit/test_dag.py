@@ -126,3 +126,12 @@ def test_consume_waits_on_the_broker_as_long_as_the_config_says() -> None:
     dag = build_dag(parse_config("kafka:\n  read_timeout_seconds: 45\n"))
     assert dag.get_task("consume").partial_kwargs["read_timeout"] == 45
     assert build_dag(parse_config()).get_task("consume").partial_kwargs["read_timeout"] == 120
+
+
+def test_the_spark_wait_uses_the_shared_watch_unless_the_config_says_poll() -> None:
+    from orders_etl.config import parse_config
+    from orders_etl.dag import build_dag
+
+    assert build_dag(parse_config()).get_task("spark_transform").watch is True
+    polling = build_dag(parse_config("spark:\n  watch: false\n"))
+    assert polling.get_task("spark_transform").watch is False

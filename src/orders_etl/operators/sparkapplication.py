@@ -57,6 +57,8 @@ class SparkApplicationOperator(BaseOperator):
     :param catalog_file: the Iceberg catalog as data (orders_contract.catalog, the chart's
         iceberg-catalog.json): its Spark settings are added under the template's sparkConf.
         None: the template's sparkConf as it is.
+    :param watch: wait through the namespace's shared watch (triggers.sparkapplication_watch)
+        instead of a GET every `poll_interval`.
     """
 
     template_fields: Sequence[str] = ("arguments", "metrics_uri", "namespace")
@@ -72,6 +74,7 @@ class SparkApplicationOperator(BaseOperator):
         kubernetes_conn_id: str = "kubernetes_default",
         aws_conn_id: str | None = "aws_default",
         poll_interval: float = 10.0,
+        watch: bool = False,
         wait_timeout: float = 3600.0,
         stall_timeout: float = 900.0,
         **kwargs: Any,
@@ -85,6 +88,7 @@ class SparkApplicationOperator(BaseOperator):
         self.kubernetes_conn_id = kubernetes_conn_id
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
+        self.watch = watch
         self.wait_timeout = wait_timeout
         self.stall_timeout = stall_timeout
 
@@ -206,6 +210,7 @@ class SparkApplicationOperator(BaseOperator):
                 namespace=self.namespace,
                 kubernetes_conn_id=self.kubernetes_conn_id,
                 poll_interval=self.poll_interval,
+                watch=self.watch,
                 timeout_at=time.time() + self.wait_timeout,
                 stall_timeout=self.stall_timeout,
             ),

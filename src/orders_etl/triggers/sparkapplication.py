@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -21,6 +21,7 @@ from orders_etl.sparkapp import (
     STATE_MEANING,
     application_state,
 )
+from orders_etl.triggers.sparkapplication_watch import ApplicationWatch
 
 
 class SparkApplicationTrigger(BaseTrigger):
@@ -35,6 +36,10 @@ class SparkApplicationTrigger(BaseTrigger):
     API errors and broken connections (any aiohttp.ClientError, TimeoutError, OSError)
     back off exponentially up to `max_api_errors` in a row. All kwargs are JSON-plain, so
     a restarted triggerer re-creates the trigger from `serialize()` and resumes.
+
+    With `watch`, the trigger reads its application from the namespace's one shared watch
+    (sparkapplication_watch.ApplicationWatch) and wakes when it changes, instead of a GET
+    every `poll_interval`; while that watch is not in sync it GETs as without it.
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class SparkApplicationTrigger(BaseTrigger):
         timeout_at: float,
         max_api_errors: int = 8,
         stall_timeout: float = 900.0,
+        watch: bool = False,
     ) -> None:
         super().__init__()
         self.name = name
@@ -55,6 +61,7 @@ class SparkApplicationTrigger(BaseTrigger):
         self.timeout_at = timeout_at
         self.max_api_errors = max_api_errors
         self.stall_timeout = stall_timeout
+        self.watch = watch
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -67,6 +74,7 @@ class SparkApplicationTrigger(BaseTrigger):
                 "timeout_at": self.timeout_at,
                 "max_api_errors": self.max_api_errors,
                 "stall_timeout": self.stall_timeout,
+                "watch": self.watch,
             },
         )
 
@@ -99,6 +107,18 @@ class SparkApplicationTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        shared = None
+        if self.watch:
+            shared = ApplicationWatch.acquire(self.kubernetes_conn_id, self.namespace)
+        waiting = self._wait(shared)
+        try:
+            yield await anext(waiting)  # _wait yields exactly one event
+        finally:
+            await waiting.aclose()
+            if shared is not None:
+                shared.release()
+
+    async def _wait(self, shared: ApplicationWatch | None) -> AsyncGenerator[TriggerEvent, None]:
         errors = 0
         last_state: str | None = None
         stalled_since: float | None = None
@@ -114,10 +134,17 @@ class SparkApplicationTrigger(BaseTrigger):
                         f"finish before the task's timeout",
                     )
                     return
+                seen = shared.versions.get(self.name, 0) if shared is not None else 0
+                cached, gone = self._from_watch(shared)
                 try:
-                    obj = await api.get_namespaced_custom_object(
-                        GROUP, VERSION, self.namespace, PLURAL, self.name
-                    )
+                    if gone:
+                        raise ApiException(status=404, reason="deleted (watch)")
+                    if cached is not None:
+                        obj = cached
+                    else:
+                        obj = await api.get_namespaced_custom_object(
+                            GROUP, VERSION, self.namespace, PLURAL, self.name
+                        )
                     errors = 0
                 except ApiException as error:
                     if error.status == 404:
@@ -165,4 +192,18 @@ class SparkApplicationTrigger(BaseTrigger):
                         return
                 else:
                     stalled_since = None
-                await asyncio.sleep(self.poll_interval)
+                if shared is not None:
+                    # Woken by a change of the application or of the watch's sync state;
+                    # in sync, the poll interval only paces the timeout and stall checks.
+                    await shared.wait(self.name, seen, self.poll_interval)
+                else:
+                    await asyncio.sleep(self.poll_interval)
+
+    def _from_watch(self, shared: ApplicationWatch | None) -> tuple[dict[str, Any] | None, bool]:
+        """(the application as the shared watch last saw it, whether it saw it deleted);
+        (None, False) when the watch cannot say (not in sync, or not seen yet: then GET)."""
+        if shared is None or not shared.synced:
+            return None, False
+        if self.name in shared.objects:
+            return shared.objects[self.name], False
+        return None, self.name in shared.deleted

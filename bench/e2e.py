@@ -5,8 +5,11 @@
 On the benchmark platform (bench.platform: the demo's platform, chart and Airflow), for
 each size: generate exactly N Debezium events (localplatform.cdc_events, new ids each
 batch), publish them to the CDC topics, trigger `orders_etl`, wait for the run, and read
-the run's and its tasks' start/end times from Airflow's metadata DB. Batches are run in
-ascending size on the same tables, so each batch merges into the previous ones'.
+the run's and its tasks' start/end times from Airflow's metadata DB, and the Spark job's
+own profile from its metrics document (wall time and Spark jobs per step of the job;
+what spark_transform spends outside the job: submission, the driver's start and stop,
+the wait's hand-over). Batches are run in ascending size on the same tables, so each
+batch merges into the previous ones'.
 
 A size whose predicted time (a linear fit a + b*N through the measured sizes, plus
 generating and publishing) does not fit the remaining budget is not run and is
@@ -86,6 +89,59 @@ def run_times(demo: BenchDemo, run_id: str) -> dict[str, Any]:
         "between_stages_seconds": total - sum(stages.values()),
         "retries": retries,
     }
+
+
+#: The job's steps (orders_cdc.job), in order; a step missing from a document shows "-".
+JOB_STEPS = (
+    "session_start",
+    "manifests_and_tables",
+    "read_and_parse",
+    "bronze_and_quarantine",
+    "silver_prepare",
+    "silver_merge",
+    "silver_check",
+    "gold",
+)
+
+
+def job_profile(demo: BenchDemo, run_id: str, spark_stage: float | None) -> dict[str, Any]:
+    """The Spark job's own figures (its metrics document) and what the stage spends
+    outside the job's run(): spark_transform minus the job's duration and session start."""
+    metrics = demo.metrics(run_id)
+    steps = dict(metrics.step_seconds)
+    inside = metrics.duration_seconds + steps.get("session_start", 0.0)
+    return {
+        "duration_seconds": metrics.duration_seconds,
+        "step_seconds": steps,
+        "step_spark_jobs": dict(metrics.step_spark_jobs),
+        "outside_job_seconds": None if spark_stage is None else spark_stage - inside,
+    }
+
+
+def profile_summary(body: dict[str, Any]) -> str:
+    """spark_transform of each run, taken apart: outside the job, then the job's steps."""
+    rows = []
+    for run in body["runs"]:
+        job = run.get("job")
+        if not job:
+            continue
+        steps, jobs = job["step_seconds"], job.get("step_spark_jobs", {})
+        cells = [
+            "-"
+            if step not in steps
+            else f"{steps[step]:.1f}" + (f" ({jobs[step]})" if step in jobs else "")
+            for step in JOB_STEPS
+        ]
+        other = job["duration_seconds"] - sum(v for k, v in steps.items() if k != "session_start")
+        outside = job["outside_job_seconds"]
+        rows.append([f"{run['events']:,}",
+                     f"{run['stage_seconds'].get('spark_transform', 0.0):.1f}",
+                     "-" if outside is None else f"{outside:.1f}", *cells, f"{other:.1f}",
+                     str(sum(jobs.values())) if jobs else "-"])  # fmt: skip
+    return table.render(
+        ["events", "spark_transform s", "outside the job", *JOB_STEPS, "metrics and rest",
+         "Spark jobs"], rows,
+    )  # fmt: skip
 
 
 def summary(body: dict[str, Any]) -> str:
@@ -168,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             break
         body = {"events": size, "published": published, "publish_seconds": publish_seconds,
                 "run_id": run_id, **run_times(demo, run_id)}  # fmt: skip
+        if body["state"] == "success":
+            body["job"] = job_profile(demo, run_id, body["stage_seconds"].get("spark_transform"))
         print(f"{size:,} events: {body['state']} in {body['run_seconds']:.1f} s")
         runs.append(body)
         if body["state"] != "success":
@@ -176,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     body = {"sizes": sizes, "budget_seconds": args.budget, "runs": runs, "skipped": skipped,
             "smoke": False}  # fmt: skip
     print(summary(body))
+    print(profile_summary(body))
     results.write(args.out, "e2e", body)
     return 0 if all(r["state"] == "success" for r in runs) else 1
 

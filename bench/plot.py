@@ -49,19 +49,22 @@ def draw(figures: dict[str, dict[str, Any] | None], path: Path) -> None:
 
     ax = axes[2]
     if trig:
-        waits = [s["waits"] for s in trig["sizes"]]
-        ax.plot(waits, [s["api_get_per_second"] for s in trig["sizes"]], "o-", label="API GET/s")
-        ax.plot(waits, [s["api_get_per_second_expected"] for s in trig["sizes"]], "k--",
-                label="N / poll interval", linewidth=0.8)  # fmt: skip
+        from bench.triggerer import figures_of
+
+        twin = ax.twinx()
+        for mode, color in (("poll", "#1b9e77"), ("watch", "#7570b3")):
+            sizes = figures_of(trig, mode)
+            if not sizes:
+                continue
+            waits = [s["waits"] for s in sizes]
+            rate = [s.get("api_requests_per_second", s["api_get_per_second"]) for s in sizes]
+            ax.plot(waits, rate, "o-", color=color, label=f"{mode}: API requests/s")
+            twin.plot(waits, [s["resume_delay_seconds"]["p95"] for s in sizes], "s:",
+                      color=color, label=f"{mode}: p95 resume delay")  # fmt: skip
         ax.set_xlabel("concurrent SparkApplication waits (one triggerer)")
         ax.set_ylabel("requests/s")
         ax.set_ylim(bottom=0)
-        twin = ax.twinx()
-        twin.plot(waits, [s["resume_delay_seconds"]["max"] for s in trig["sizes"]], "s-",
-                  color="#d95f02", label="max resume delay")  # fmt: skip
-        twin.axhline(2 * trig["poll_interval_seconds"], color="#d95f02", linestyle=":",
-                     linewidth=0.8)  # fmt: skip
-        twin.set_ylabel("resume delay, s (dotted: 2x poll)")
+        twin.set_ylabel("resume delay p95, s")
         twin.set_ylim(bottom=0)
         ax.set_title("Triggerer capacity")
         lines = ax.get_legend_handles_labels()

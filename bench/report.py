@@ -67,8 +67,11 @@ _READING = """\
   parsing, an SSL context, a TLS connection) and decodes the whole SparkApplication JSON
   on every poll. When the loop cannot keep up, polls stretch beyond the interval (API GET/s
   below N / poll) and the resume delay grows with them; Airflow then logs "Triggerer's
-  async thread was blocked" (seconds-long blocks were seen on the shared machine). "CPU ms
-  / GET" is the triggerer's CPU per poll, the figure to size triggerers with.
+  async thread was blocked" (seconds-long blocks were seen on the shared machine). With
+  the watch, the waits of a namespace share one list and one stream: a status change
+  reaches every waiting trigger as one event, and an idle wait costs no request at all;
+  the resume delay is then Airflow's own hand-over (the trigger event to the metadata
+  DB), not the API.
 - **Benchmark harness.** A `start_from_trigger` task's workload carries its whole
   serialized DAG to the triggerer. A first version of the benchmark put 1,000 such
   tasks in one DAG: the triggerer decoded that 1,000-task DAG once per trigger, its loop
@@ -149,6 +152,14 @@ scheduling and hand-over time). Budget: {body["budget_seconds"]:.0f} s for all s
 
 {e2e.summary(body)}
 
+The Spark stage taken apart: "outside the job" is spark_transform minus the job's own
+time (its session start and its run), that is the submission, the driver's JVM start
+and stop and the wait's hand-over back to Airflow; then each step of the job
+(`orders_cdc.job`, its metrics document's `step_seconds`) with the Spark jobs it ran in
+brackets (Spark's status tracker, `step_spark_jobs`).
+
+{e2e.profile_summary(body)}
+
 {body.get("note", "")}
 """
     if name == "freshness":
@@ -186,11 +197,15 @@ capacity 1,000) running this project's real trigger,
 `orders_etl.triggers.sparkapplication.SparkApplicationTrigger`: the benchmark DAGs
 (`bench/airflow_dags/`, a second DAG bundle of the benchmark platform only): one run
 of each of N one-task DAGs, whose task starts directly in the triggerer. Each waits on
-its own SparkApplication in the local kube-apiserver, polling every
-{body["poll_interval_seconds"]:.0f} s (the pipeline's default). API GET/s from the API
-server's `apiserver_request_total`; CPU and RSS of the triggerer's process tree;
-resume delay = from the status-subresource patch to the task
-leaving `deferred` in the metadata DB.
+its own SparkApplication in the local kube-apiserver, in one of two modes (the
+pipeline's `spark.watch`): **poll**, a GET every {body["poll_interval_seconds"]:.0f} s (the
+pipeline's `spark.poll_interval_seconds`), and **watch** (the default), every wait reading
+the namespace's one shared watch (`orders_etl.triggers.sparkapplication_watch`). API
+requests/s (GET, LIST and WATCH, steady state) from the API server's
+`apiserver_request_total`, open watch streams from `apiserver_longrunning_requests`;
+requests per wait = the triggerer's requests from the first run's start to the last
+resume, divided by N; CPU and RSS of the triggerer's process tree; resume delay = from
+the status-subresource patch to the task leaving `deferred` in the metadata DB.
 
 {triggerer.summary(body)}
 """

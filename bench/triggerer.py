@@ -1,27 +1,35 @@
 """Triggerer capacity: N concurrent SparkApplication waits in ONE real Airflow triggerer.
 
-    python -m bench.triggerer [--waits 100,500,1000] [--out DIR] [--smoke]
+    python -m bench.triggerer [--waits 100,500,1000] [--modes poll,watch] [--out DIR] [--smoke]
 
 On the benchmark platform (bench.platform: one triggerer), one run of each of N one-task
-DAGs `bench_wait_<i>` (bench/airflow_dags): tasks that start in the triggerer
-(start_from_trigger) with this project's trigger,
-orders_etl.triggers.sparkapplication.SparkApplicationTrigger, each waiting on its own
-SparkApplication against the local kube-apiserver, polling every 10 s (the pipeline's
-default spark.poll_interval_seconds). Per N:
+DAGs (bench/airflow_dags): tasks that start in the triggerer (start_from_trigger) with
+this project's trigger, orders_etl.triggers.sparkapplication.SparkApplicationTrigger,
+each waiting on its own SparkApplication against the local kube-apiserver, in one of
+two modes (the pipeline's `spark.watch`):
+
+- poll (`bench_wait_<i>`): a GET per wait every 10 s (spark.poll_interval_seconds);
+- watch (`bench_watch_<i>`, the default): every wait reads the namespace's one shared
+  watch (orders_etl.triggers.sparkapplication_watch) and wakes when its application
+  changes.
+
+Per mode and N:
 
 1. create N SparkApplications (nothing reconciles them), start the N runs (REST API),
    wait until every task is deferred and every trigger has started (its trigger log
    says so), then one more poll interval;
-2. steady state, over max(3 polls, 30 s): GET requests/s on sparkapplications from the
-   API server's own apiserver_request_total, the triggerer's CPU (its process tree,
-   /proc) and RSS;
+2. steady state, over max(3 polls, 30 s): requests/s on sparkapplications per verb from
+   the API server's own apiserver_request_total, the WATCH streams open on them
+   (apiserver_longrunning_requests), the triggerer's CPU (its process tree, /proc) and RSS;
 3. patch every application's status subresource to COMPLETED, recording when each
    patch returned; a task has resumed when Airflow's metadata DB shows it left
    `deferred` (its updated_at, written by the triggerer's event submission);
-   delay = resume - patch.
+   delay = resume - patch. The triggerer's requests from the first run's start to the
+   last resume are counted too (requests per wait, the benchmark's own PATCHes left out).
 
-Targets (issue 9): 1,000 waits in one triggerer with every resume delay < 2x the poll
-interval, and API load growing no faster than linearly with N.
+Targets: (issue 9) polling: 1,000 waits in one triggerer with every resume delay < 2x the
+poll interval, API load growing no faster than linearly with N; (issue 25) watch: resume
+p95 < 1 s at 1,000 waits, with API load no higher than polling's.
 `--smoke` only checks the benchmark DAG file and the cluster's metrics endpoint.
 """
 
@@ -44,6 +52,10 @@ from orders_contract.sparkapplication import GROUP, PLURAL, VERSION
 
 NAMESPACE = "bench-triggerer"
 POLL_INTERVAL = 10.0  # must match bench/airflow_dags/bench_trigger_waits.py
+#: Mode -> the DAG id prefix of its family (bench/airflow_dags/bench_trigger_waits.py).
+MODES = {"poll": "bench_wait", "watch": "bench_watch"}
+#: The API server's verbs for a trigger's requests (the benchmark's own PATCHes excluded).
+READ_VERBS = ("GET", "LIST", "WATCH")
 #: Linear growth allows this much slack on the per-wait request rate (measurement noise).
 LINEAR_SLACK = 1.15
 
@@ -101,30 +113,34 @@ def complete_applications(api: Any, count: int) -> dict[int, float]:
         return dict(pool.map(patch, range(count)))
 
 
-def dag_id_of(index: int) -> str:
-    return f"bench_wait_{index:04d}"
+def dag_id_of(mode: str, index: int) -> str:
+    return f"{MODES[mode]}_{index:04d}"
 
 
-def deferred_state(demo: BenchDemo, run_id: str) -> dict[str, int]:
+def _like(mode: str) -> str:
+    return MODES[mode].replace("_", "\\_") + "\\_%"
+
+
+def deferred_state(demo: BenchDemo, mode: str, run_id: str) -> dict[str, int]:
     with demo.db() as conn, conn.cursor() as cur:
         cur.execute(
             "select count(*) filter (where ti.state = 'deferred'), "
             "count(*) filter (where t.triggerer_id is not null) "
             "from task_instance ti left join trigger t on t.id = ti.trigger_id "
-            "where ti.dag_id like 'bench\\_wait\\_%%' and ti.run_id=%s",
-            (run_id,),
+            "where ti.dag_id like %s and ti.run_id=%s",
+            (_like(mode), run_id),
         )
         deferred, assigned = cur.fetchone()
     return {"deferred": int(deferred), "assigned": int(assigned)}
 
 
-def resumed(demo: BenchDemo, run_id: str) -> dict[int, float]:
+def resumed(demo: BenchDemo, mode: str, run_id: str) -> dict[int, float]:
     with demo.db() as conn, conn.cursor() as cur:
         cur.execute(
             "select dag_id, extract(epoch from updated_at) from task_instance "
-            "where dag_id like 'bench\\_wait\\_%%' and run_id=%s "
+            "where dag_id like %s and run_id=%s "
             "and state is distinct from 'deferred'",
-            (run_id,),
+            (_like(mode), run_id),
         )
         now = time.time()
         return {int(d.rsplit("_", 1)[1]): float(u) if u else now for d, u in cur.fetchall()}
@@ -141,22 +157,22 @@ def api_call(demo: BenchDemo, token: str, method: str, path: str, body: dict[str
         response.read()
 
 
-def start_runs(demo: BenchDemo, count: int, run_id: str) -> None:
+def start_runs(demo: BenchDemo, mode: str, count: int, run_id: str) -> None:
     """One run of each of the first `count` benchmark DAGs, through the REST API."""
     token = demo.token()
     body = {"dag_run_id": run_id, "logical_date": None}
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(
-            lambda i: api_call(demo, token, "POST", f"dags/{dag_id_of(i)}/dagRuns", body),
+            lambda i: api_call(demo, token, "POST", f"dags/{dag_id_of(mode, i)}/dagRuns", body),
             range(count),
         ))  # fmt: skip
 
 
-def end_runs(demo: BenchDemo, count: int, run_id: str) -> None:
+def end_runs(demo: BenchDemo, mode: str, count: int, run_id: str) -> None:
     token = demo.token()
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(
-            lambda i: api_call(demo, token, "PATCH", f"dags/{dag_id_of(i)}/dagRuns/{run_id}",
+            lambda i: api_call(demo, token, "PATCH", f"dags/{dag_id_of(mode, i)}/dagRuns/{run_id}",
                                {"state": "failed"}),
             range(count),
         ))  # fmt: skip
@@ -171,20 +187,25 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 1.0) -> fl
     raise TimeoutError(f"{what} within {timeout:.0f} s")
 
 
-def measure(demo: BenchDemo, api: Any, count: int) -> dict[str, Any]:
-    run_id = f"bench__{count}__{time.strftime('%Y%m%dT%H%M%S')}"
+def _read_requests(counts: dict[str, float]) -> float:
+    return sum(counts.get(verb, 0.0) for verb in READ_VERBS)
+
+
+def measure(demo: BenchDemo, api: Any, mode: str, count: int) -> dict[str, Any]:
+    run_id = f"bench__{mode}__{count}__{time.strftime('%Y%m%dT%H%M%S')}"
     cluster = demo.cluster
     cluster.kubectl("delete", "sparkapplications", "--all", "-n", NAMESPACE, timeout=300)
     t0 = time.monotonic()
     create_applications(api, count)
     create_seconds = time.monotonic() - t0
-    demo.wait_for_dag_id(dag_id_of(count - 1))
+    demo.wait_for_dag_id(dag_id_of(mode, count - 1))
     airflow = demo.airflow_handle()
+    at_start = apiserver_metrics.request_counts(cluster, PLURAL)
     started_at = time.monotonic()
-    start_runs(demo, count, run_id)
+    start_runs(demo, mode, count, run_id)
     try:
         to_deferred = wait_for(
-            lambda: deferred_state(demo, run_id)["deferred"] == count,
+            lambda: deferred_state(demo, mode, run_id)["deferred"] == count,
             600, f"{count} tasks were not deferred",
         )  # fmt: skip
         log_dir = airflow.run_dir / "logs"
@@ -193,13 +214,14 @@ def measure(demo: BenchDemo, api: Any, count: int) -> dict[str, Any]:
 
         def all_running() -> bool:
             nonlocal running
-            running = started_triggers(log_dir, run_id)
+            running = started_triggers(log_dir, mode, run_id)
             return running == count
 
         try:
             wait_for(all_running, start_timeout, "", 2.0)
         except TimeoutError:
-            print(f"  {count} waits: only {running} triggers started in {start_timeout:.0f} s")
+            print(f"  {mode} {count} waits: only {running} triggers started in "
+                  f"{start_timeout:.0f} s")  # fmt: skip
         to_running = time.monotonic() - started_at
         time.sleep(POLL_INTERVAL + 2)  # every trigger is past its first poll
         pid = next(p for p in airflow.processes() if p.name == "triggerer-0").pid()
@@ -213,28 +235,33 @@ def measure(demo: BenchDemo, api: Any, count: int) -> dict[str, Any]:
             time.sleep(1.0)
         after, cpu1 = apiserver_metrics.request_counts(cluster, PLURAL), procstat.sample_tree(pid)
         elapsed = time.monotonic() - w0
-        running_in_window = started_triggers(log_dir, run_id)
-        gets = after.get("GET", 0.0) - before.get("GET", 0.0)
+        watches = apiserver_metrics.open_watches(cluster, PLURAL)
+        running_in_window = started_triggers(log_dir, mode, run_id)
+        in_window = {v: after.get(v, 0.0) - before.get(v, 0.0) for v in READ_VERBS}
         patched = complete_applications(api, count)
         patch_span = max(patched.values()) - min(patched.values())
         seen: dict[int, float] = {}
 
         def all_resumed() -> bool:
-            seen.update({i: t for i, t in resumed(demo, run_id).items() if i not in seen})
+            seen.update({i: t for i, t in resumed(demo, mode, run_id).items() if i not in seen})
             return len(seen) == count
 
         resume_timeout = 2 * POLL_INTERVAL + 120
         try:
             wait_for(all_resumed, resume_timeout, "", 0.2)
         except TimeoutError:
-            print(f"  {count} waits: only {len(seen)} resumed within {resume_timeout:.0f} s")
+            print(f"  {mode} {count} waits: only {len(seen)} resumed within "
+                  f"{resume_timeout:.0f} s")  # fmt: skip
         delays = sorted(seen[i] - patched[i] for i in seen)
+        at_end = apiserver_metrics.request_counts(cluster, PLURAL)
     finally:
-        end_runs(demo, count, run_id)
+        end_runs(demo, mode, count, run_id)
         cluster.kubectl(
             "delete", "sparkapplications", "--all", "-n", NAMESPACE, "--wait=false", timeout=300
         )
+    whole = _read_requests(at_end) - _read_requests(at_start)
     return {
+        "mode": mode,
         "waits": count,
         "run_id": run_id,
         "create_seconds": create_seconds,
@@ -243,8 +270,14 @@ def measure(demo: BenchDemo, api: Any, count: int) -> dict[str, Any]:
         "running_at_window_start": running,
         "running_at_window_end": running_in_window,
         "window_seconds": elapsed,
-        "api_get_per_second": gets / elapsed,
-        "api_get_per_second_expected": count / POLL_INTERVAL,
+        "api_get_per_second": in_window["GET"] / elapsed,
+        "api_requests_per_second": sum(in_window.values()) / elapsed,
+        "api_requests_in_window": in_window,
+        "api_get_per_second_expected": count / POLL_INTERVAL if mode == "poll" else 0.0,
+        "open_watches": watches,
+        "api_requests_whole_wait": whole,
+        "api_requests_per_wait": whole / count,
+        "seconds_whole_wait": time.monotonic() - started_at,
         "triggerer_cpu_percent": 100 * (cpu1.cpu_seconds - cpu0.cpu_seconds) / elapsed,
         "triggerer_rss_mib_max": max(rss),
         "triggerer_processes": cpu1.processes,
@@ -260,11 +293,11 @@ def measure(demo: BenchDemo, api: Any, count: int) -> dict[str, Any]:
     }
 
 
-def started_triggers(log_dir: Path, run_id: str) -> int:
+def started_triggers(log_dir: Path, mode: str, run_id: str) -> int:
     """Triggers the triggerer has started: each writes "... starting" first to its
     task's trigger log (attempt=1.log.trigger.<triggerer id>.log)."""
     found = 0
-    pattern = f"dag_id=bench_wait_*/run_id={run_id}/task_id=wait/attempt=*.log.trigger.*.log"
+    pattern = f"dag_id={MODES[mode]}_*/run_id={run_id}/task_id=wait/attempt=*.log.trigger.*.log"
     for path in log_dir.glob(pattern):
         try:
             if "starting" in path.read_text(errors="replace")[:4000]:
@@ -274,75 +307,115 @@ def started_triggers(log_dir: Path, run_id: str) -> int:
     return found
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _seconds(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def figures_of(body: dict[str, Any], mode: str) -> list[dict[str, Any]]:
+    """One mode's figures, by N (results written before the watch mode are all poll)."""
+    return [f for f in body["sizes"] if f.get("mode", "poll") == mode]
 
 
 def summary(body: dict[str, Any]) -> str:
     rows = [
-        [f"{f['waits']:,}", f"{f['api_get_per_second']:.1f}",
-         f"{f['api_get_per_second_expected']:.0f}",
+        [f.get("mode", "poll"), f"{f['waits']:,}",
+         f"{f.get('api_requests_per_second', f['api_get_per_second']):.1f}",
+         str(f.get("open_watches", "-")),
+         "-" if "api_requests_per_wait" not in f else f"{f['api_requests_per_wait']:.2f}",
          f"{f['triggerer_cpu_percent']:.0f}%",
-         f"{10 * f['triggerer_cpu_percent'] / max(f['api_get_per_second'], 1e-9):.1f}",
          f"{f['triggerer_rss_mib_max']:.0f}", f"{f['resumed']:,}/{f['waits']:,}",
-         _seconds(f["resume_delay_seconds"]["median"]), _seconds(f["resume_delay_seconds"]["p95"]),
-         _seconds(f["resume_delay_seconds"]["max"]),
+         _seconds(f["resume_delay_seconds"]["median"], 2),
+         _seconds(f["resume_delay_seconds"]["p95"], 2),
+         _seconds(f["resume_delay_seconds"]["max"], 2),
          f"{f['running_at_window_start']:,} in {f['seconds_to_all_running']:.0f} s"]
         for f in body["sizes"]
     ]  # fmt: skip
-    return table.render(["waits", "API GET/s", "N / poll", "triggerer CPU",
-                         "CPU ms / GET", "RSS MiB",
+    return table.render(["mode", "waits", "API requests/s", "open watches",
+                         "requests per wait", "triggerer CPU", "RSS MiB",
                          "resumed", "resume p50 s", "p95 s", "max s",
                          "triggers started"], rows)  # fmt: skip
 
 
-def targets_for(figures: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    largest, smallest = figures[-1], figures[0]
-    per_wait = [f["api_get_per_second"] / f["waits"] for f in figures]
-    worst = largest["resume_delay_seconds"]["max"]
-    delay_ok = largest["waits"] >= 1000 and worst is not None and worst < 2 * POLL_INTERVAL
-    delay_text = (
-        f"max {worst:.1f} s" if worst is not None
-        else f"{largest['resumed']:,} of {largest['waits']:,} resumed within "
-        f"{largest['resume_timeout_seconds']:.0f} s"
-    )  # fmt: skip
-    behind = per_wait[-1] < 0.9 / POLL_INTERVAL
-    return {
-        "1,000 waits: resume delay < 2x poll interval": {
+def targets_for(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    targets: dict[str, dict[str, Any]] = {}
+    poll, watch = figures_of(body, "poll"), figures_of(body, "watch")
+    if poll:
+        largest, smallest = poll[-1], poll[0]
+        per_wait = [f["api_get_per_second"] / f["waits"] for f in poll]
+        worst = largest["resume_delay_seconds"]["max"]
+        delay_ok = largest["waits"] >= 1000 and worst is not None and worst < 2 * POLL_INTERVAL
+        delay_text = (
+            f"max {worst:.1f} s" if worst is not None
+            else f"{largest['resumed']:,} of {largest['waits']:,} resumed within "
+            f"{largest['resume_timeout_seconds']:.0f} s"
+        )  # fmt: skip
+        behind = per_wait[-1] < 0.9 / POLL_INTERVAL
+        targets["polling, 1,000 waits: resume delay < 2x poll interval"] = {
             "value": f"{delay_text} at {largest['waits']:,} waits (poll {POLL_INTERVAL:.0f} s)",
             "met": delay_ok,
-        },
-        "API load grows no faster than linearly": {
+        }
+        targets["polling: API load grows no faster than linearly"] = {
             "value": f"{per_wait[0]:.3f} GET/s per wait at {smallest['waits']:,}, "
             f"{per_wait[-1]:.3f} at {largest['waits']:,}"
             + (f" (one poll per {POLL_INTERVAL:.0f} s would be {1 / POLL_INTERVAL:.3f}: "
                "the triggerer fell behind its polls)" if behind else ""),
             "met": per_wait[-1] <= per_wait[0] * LINEAR_SLACK,
-        },
-    }  # fmt: skip
+        }  # fmt: skip
+    if watch:
+        largest = watch[-1]
+        p95 = largest["resume_delay_seconds"]["p95"]
+        complete = largest["resumed"] == largest["waits"]
+        targets["watch, 1,000 waits: resume p95 < 1 s"] = {
+            "value": (f"p95 {p95:.2f} s" if p95 is not None else "none resumed")
+            + f" at {largest['waits']:,} waits"
+            + ("" if complete else f" ({largest['resumed']:,} resumed)"),
+            "met": largest["waits"] >= 1000 and complete and p95 is not None and p95 < 1.0,
+        }
+        same_n = {f["waits"]: f for f in poll}
+        if largest["waits"] in same_n:
+            polled = same_n[largest["waits"]]
+            ratio = largest["api_requests_per_second"] / max(
+                polled["api_requests_per_second"], 1e-9
+            )
+            targets["watch: API load no higher than polling's"] = {
+                "value": f"{largest['api_requests_per_second']:.2f} requests/s and "
+                f"{largest['open_watches']} open watch(es) vs polling's "
+                f"{polled['api_requests_per_second']:.1f} requests/s at "
+                f"{largest['waits']:,} waits; {largest['api_requests_per_wait']:.3f} vs "
+                f"{polled['api_requests_per_wait']:.2f} requests per wait",
+                "met": ratio <= 1.0
+                and largest["api_requests_per_wait"] <= polled["api_requests_per_wait"],
+            }
+    return targets
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.triggerer", description=__doc__)
     parser.add_argument("--waits", default="100,500,1000")
+    parser.add_argument("--modes", default="poll,watch", help=f"of {', '.join(MODES)}")
     results.add_arguments(parser)
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.waits.split(","))
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    if not modes:
+        parser.error(f"--modes: none of {', '.join(MODES)}")
     print(machine.headline(machine.describe()))
     demo = BenchDemo()
     if args.smoke:
         dag_file = BENCH_DAGS / "bench_trigger_waits.py"
         compile(dag_file.read_text(), str(dag_file), "exec")
         counts = apiserver_metrics.request_counts(demo.cluster, "namespaces")
-        print(f"{dag_file.name} compiles; apiserver_request_total(namespaces) = {counts}")
+        watches = apiserver_metrics.open_watches(demo.cluster, "namespaces")
+        print(f"{dag_file.name} compiles; apiserver_request_total(namespaces) = {counts}; "
+              f"open watches on namespaces: {watches}")  # fmt: skip
         return 0
     demo.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
     api = custom_objects(demo.cluster)
-    figures = [measure(demo, api, n) for n in sizes]
-    targets = targets_for(figures)
+    figures = [measure(demo, api, mode, n) for mode in modes for n in sizes]
     body = {"driver": "Airflow's real triggerer (one), real trigger instances",
-            "poll_interval_seconds": POLL_INTERVAL, "sizes": figures, "targets": targets,
-            "smoke": False}  # fmt: skip
+            "poll_interval_seconds": POLL_INTERVAL, "sizes": figures, "smoke": False}  # fmt: skip
+    targets = targets_for(body)
+    body["targets"] = targets
     print(summary(body))
     print(results.target_lines(targets))
     results.write(args.out, "triggerer", body)

@@ -1,9 +1,11 @@
 """Benchmark DAGs (bench.triggerer): concurrent SparkApplication waits in the triggerer.
 
-1,000 one-task DAGs `bench_wait_<i>`; a run of each of the first N is N concurrent waits,
-as N runs of a pipeline each waiting on its own Spark job would be. The task starts
-directly in the triggerer (start_from_trigger: the scheduler defers it without a
-worker) with this project's real trigger,
+Two families of 1,000 one-task DAGs, one per way the trigger waits: `bench_wait_<i>`
+polls (a GET every 10 s, `spark.watch: false`) and `bench_watch_<i>` reads the shared
+watch (`spark.watch: true`, the default). A run of each of the first N DAGs of a family
+is N concurrent waits, as N runs of a pipeline each waiting on its own Spark job would
+be. The task starts directly in the triggerer (start_from_trigger: the scheduler defers
+it without a worker) with this project's real trigger,
 orders_etl.triggers.sparkapplication.SparkApplicationTrigger, waiting on SparkApplication
 `bench-wait-<i>` in namespace `bench-triggerer`. Nothing reconciles those applications:
 the benchmark writes their status itself. Resumed tasks are held in a 0-slot pool, so a
@@ -35,7 +37,7 @@ class SparkApplicationWait(BaseOperator):
 
     start_from_trigger = True
 
-    def __init__(self, *, application: str, **kwargs: Any) -> None:
+    def __init__(self, *, application: str, watch: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=TRIGGER,
@@ -45,6 +47,7 @@ class SparkApplicationWait(BaseOperator):
                 "kubernetes_conn_id": "kubernetes_default",
                 "poll_interval": POLL_INTERVAL,
                 "timeout_at": TIMEOUT_AT,
+                "watch": watch,
             },
             next_method="execute_complete",
             next_kwargs=None,
@@ -58,14 +61,18 @@ class SparkApplicationWait(BaseOperator):
         return event
 
 
-for index in range(WAITS):
-    with DAG(
-        f"bench_wait_{index:04d}",
-        schedule=None,
-        catchup=False,
-        is_paused_upon_creation=False,
-        tags=["benchmark"],
-        default_args={"pool": "bench_hold", "retries": 0},
-    ) as dag:
-        SparkApplicationWait(task_id="wait", application=f"bench-wait-{index:04d}")
-    globals()[dag.dag_id] = dag
+#: DAG id prefix -> the trigger's `watch` kwarg (bench.triggerer.MODES names the same).
+FAMILIES = {"bench_wait": False, "bench_watch": True}
+
+for prefix, watch in FAMILIES.items():
+    for index in range(WAITS):
+        with DAG(
+            f"{prefix}_{index:04d}",
+            schedule=None,
+            catchup=False,
+            is_paused_upon_creation=False,
+            tags=["benchmark"],
+            default_args={"pool": "bench_hold", "retries": 0},
+        ) as dag:
+            SparkApplicationWait(task_id="wait", application=f"bench-wait-{index:04d}", watch=watch)
+        globals()[dag.dag_id] = dag

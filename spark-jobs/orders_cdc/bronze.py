@@ -65,11 +65,33 @@ def quarantine_rows(parsed: DataFrame, batch_id: str) -> DataFrame:
     )
 
 
-def write(spark: SparkSession, rows: DataFrame, target: str, expected: int, batch_id: str) -> int:
-    """MERGE `rows` (`expected` of them) into `target`; returns the rows of batch_id there."""
+def write(
+    spark: SparkSession,
+    rows: DataFrame,
+    target: str,
+    expected: int,
+    batch_id: str,
+    kafka_span_ms: tuple[int, int] | None = None,
+) -> int:
+    """MERGE `rows` (`expected` of them) into `target`; returns the rows of batch_id there.
+
+    `kafka_span_ms`: the lowest and highest Kafka timestamp of `rows`. The count then
+    reads only the files that can hold them (the tables are partitioned by the day of
+    kafka_timestamp and Iceberg keeps each file's bounds): without it, it reads every
+    file the table ever got. A row of this batch written by an earlier attempt has the
+    same offsets, so the same timestamps; the count is the same either way."""
     from pyspark.sql import functions as F
 
     if expected:
         _merge_insert_only(spark, rows, target, "orders_cdc_insert_source")
-    stored: int = spark.table(target).where(F.col("batch_id") == batch_id).count()
+    mine = spark.table(target).where(F.col("batch_id") == batch_id)
+    if kafka_span_ms is not None:
+        low, high = kafka_span_ms
+        mine = mine.where(
+            F.col("kafka_timestamp").between(
+                F.timestamp_millis(F.lit(low)), F.timestamp_millis(F.lit(high))
+            )
+            | F.col("kafka_timestamp").isNull()
+        )
+    stored: int = mine.count()
     return stored

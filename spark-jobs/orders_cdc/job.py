@@ -115,26 +115,72 @@ def apply_catalog_credentials(spark: SparkSession, catalog: str) -> None:
             spark.conf.set(key, value)
 
 
-class _Steps:
-    """Wall time per step of the job (kept in the metrics document)."""
+#: The job group every Spark job of a run carries (counted per step from Spark's own
+#: status tracker).
+JOB_GROUP = "orders-cdc"
+#: Shuffle partitions per this many rows of the batch, when the deployment does not set
+#: spark.sql.shuffle.partitions (Spark's default, 200, is sized for large data: a small
+#: batch then plans, schedules and coalesces hundreds of empty partitions per shuffle).
+ROWS_PER_SHUFFLE_PARTITION = 250_000
+MAX_SHUFFLE_PARTITIONS = 200
 
-    def __init__(self) -> None:
+
+class _Steps:
+    """Wall time and Spark jobs per step of the job (kept in the metrics document)."""
+
+    def __init__(self, spark: SparkSession, session_seconds: float | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.jobs: dict[str, int] = {}
+        if session_seconds is not None:
+            self.seconds["session_start"] = round(session_seconds, 3)
+        self._context = spark.sparkContext
+        self._context.setJobGroup(JOB_GROUP, "orders_cdc batch")
         self._last = time.monotonic()
+        self._last_jobs = self._job_count()
+
+    def _job_count(self) -> int:
+        return len(self._context.statusTracker().getJobIdsForGroup(JOB_GROUP))
 
     def done(self, step: str) -> None:
-        now = time.monotonic()
+        now, jobs = time.monotonic(), self._job_count()
         self.seconds[step] = round(self.seconds.get(step, 0.0) + now - self._last, 3)
-        self._last = now
+        self.jobs[step] = self.jobs.get(step, 0) + jobs - self._last_jobs
+        self._last, self._last_jobs = now, jobs
 
 
-def _topic_counts(frame: DataFrame, staged: StagedTopic | None, table: str) -> TopicCounts:
+def size_shuffles(spark: SparkSession, rows: int) -> int:
+    """spark.sql.shuffle.partitions for a batch of `rows` (at least the default
+    parallelism), unless the deployment set it: then that value stays. Returns it."""
+    if spark.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):
+        return int(spark.conf.get("spark.sql.shuffle.partitions"))
+    wanted = -(-rows // ROWS_PER_SHUFFLE_PARTITION)  # ceiling
+    partitions = max(spark.sparkContext.defaultParallelism, min(wanted, MAX_SHUFFLE_PARTITIONS))
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+    return partitions
+
+
+#: The Kafka timestamps (epoch ms) of a topic's rows, per kind: (lowest, highest).
+TimestampRanges = dict[str, tuple[int, int]]
+
+
+def _topic_counts(
+    frame: DataFrame, staged: StagedTopic | None, table: str
+) -> tuple[TopicCounts, TimestampRanges]:
     from pyspark.sql import functions as F
 
-    rows = frame.groupBy("kind", "reason").count().collect()
+    rows = (
+        frame.groupBy("kind", "reason")
+        .agg(
+            F.count(F.lit(1)).alias("count"),
+            F.min("kafka_timestamp_ms").alias("first_ms"),
+            F.max("kafka_timestamp_ms").alias("last_ms"),
+        )
+        .collect()
+    )
     by_kind = dict.fromkeys(KINDS, 0)
     unclassified = 0
     by_reason: dict[str, int] = {}
+    ranges: TimestampRanges = {}
     for row in rows:
         if row["kind"] in by_kind:
             by_kind[row["kind"]] += row["count"]
@@ -142,8 +188,11 @@ def _topic_counts(frame: DataFrame, staged: StagedTopic | None, table: str) -> T
             unclassified += row["count"]
         if row["kind"] == "quarantine":
             by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
+        if row["first_ms"] is not None:
+            low, high = ranges.get(row["kind"], (row["first_ms"], row["last_ms"]))
+            ranges[row["kind"]] = (min(low, row["first_ms"]), max(high, row["last_ms"]))
     read = int(frame.agg(F.count(F.lit(1))).first()[0])
-    return TopicCounts(
+    counts = TopicCounts(
         table=table,
         manifest=staged.manifest_uri if staged else None,
         manifest_rows=staged.rows if staged else 0,
@@ -155,6 +204,12 @@ def _topic_counts(frame: DataFrame, staged: StagedTopic | None, table: str) -> T
         unclassified=unclassified,
         quarantined_by_reason=dict(sorted(by_reason.items())),
     )
+    return counts, ranges
+
+
+def _span(ranges: list[TimestampRanges], kind: str) -> tuple[int, int] | None:
+    found = [r[kind] for r in ranges if kind in r]
+    return (min(f[0] for f in found), max(f[1] for f in found)) if found else None
 
 
 def _dates_of_batch(
@@ -173,14 +228,18 @@ def _dates_of_batch(
     return gold.order_dates(spark, tables.silver("orders"), order_ids)
 
 
-def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
-    """Process one batch; returns the metrics document (also written to --metrics-uri)."""
+def run(
+    spark: SparkSession, argv: list[str] | None = None, session_seconds: float | None = None
+) -> dict[str, Any]:
+    """Process one batch; returns the metrics document (also written to --metrics-uri).
+    `session_seconds`: how long getting the Spark session took (main), reported as the
+    step `session_start`."""
     from pyspark.sql import functions as F
 
     args = parse_args(argv)
     started = time.monotonic()
     started_at = dt.datetime.now(dt.UTC)
-    steps = _Steps()
+    steps = _Steps(spark, session_seconds)
     apply_catalog_credentials(spark, args.catalog)
     conf = dict(spark.sparkContext.getConf().getAll())
     if not spark.conf.get(f"spark.sql.catalog.{args.catalog}", None):
@@ -190,6 +249,7 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     record_uri = args.dates_record_uri or sibling_uri(args.metrics_uri, RECORD_NAME)
 
     staged = {t.table: t for t in read_manifests(s3.client(), args.manifest, args.batch_id)}
+    shuffle_partitions = size_shuffles(spark, sum(t.rows for t in staged.values()))
     ensure_tables(spark, tables)
     steps.done("manifests_and_tables")
 
@@ -198,9 +258,12 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     topic_of = {t: staged[t].topic if t in staged else DEFAULT_TOPICS[t] for t in TABLES}
     topics: dict[str, TopicCounts] = {}
     parsed: dict[str, DataFrame] = {}
+    ranges: dict[str, TimestampRanges] = {}
     for table in TABLES:
         parsed[table] = _parsed_topic(spark, staged.get(table), table, s3)
-        topics[topic_of[table]] = _topic_counts(parsed[table], staged.get(table), table)
+        topics[topic_of[table]], ranges[table] = _topic_counts(
+            parsed[table], staged.get(table), table
+        )
     steps.done("read_and_parse")
 
     # Bronze and the quarantine (insert-only MERGE on Kafka coordinates).
@@ -217,6 +280,7 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
             tables.bronze(table),
             events,
             args.batch_id,
+            _span([ranges[table]], "event"),
         )
         bronze_counts[short(tables.bronze(table))] = StoredCounts(events, stored)
         rows = bronze.quarantine_rows(parsed[table], args.batch_id)
@@ -225,7 +289,14 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
     quarantined = sum(t.quarantined for t in topics.values())
     quarantine_counts = StoredCounts(
         quarantined,
-        bronze.write(spark, quarantine_source, tables.quarantine, quarantined, args.batch_id),
+        bronze.write(
+            spark,
+            quarantine_source,
+            tables.quarantine,
+            quarantined,
+            args.batch_id,
+            _span(list(ranges.values()), "quarantine"),
+        ),
     )
     steps.done("bronze_and_quarantine")
 
@@ -307,6 +378,8 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
         finished_at="",
         duration_seconds=0.0,
         step_seconds=steps.seconds,
+        step_spark_jobs=steps.jobs,
+        shuffle_partitions=shuffle_partitions,
         violations=[],
         status="running",
     )
@@ -332,9 +405,10 @@ def run(spark: SparkSession, argv: list[str] | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
 
+    asked = time.monotonic()
     spark = SparkSession.builder.appName("orders-cdc").getOrCreate()
     try:
-        metrics = run(spark, argv)
+        metrics = run(spark, argv, session_seconds=time.monotonic() - asked)
     finally:
         spark.stop()
     print(

@@ -123,6 +123,10 @@ class JobMetrics:
     violations: list[str]
     status: str
     format: int = FORMAT
+    #: Spark jobs each step ran (Spark's status tracker), beside its wall time.
+    step_spark_jobs: dict[str, int] = field(default_factory=dict)
+    #: spark.sql.shuffle.partitions the run used (sized to the batch unless configured).
+    shuffle_partitions: int | None = None
 
     # -- views the Airflow tasks use ------------------------------------------------------
     def rows_per_table(self) -> dict[str, int]:

@@ -277,6 +277,11 @@ def test_quarantine_and_metrics_are_real(sequential: Any, scenario: Scenario) ->
     assert first["gold"]["rows_stored"] == len(sequential["contents"][0]["gold"])
     assert first["duration_seconds"] > 0
     assert set(first["step_seconds"]) >= {"read_and_parse", "silver_merge", "gold"}
+    # Spark's status tracker saw the steps' jobs: reading runs a job per table at least.
+    assert set(first["step_spark_jobs"]) == set(first["step_seconds"]) - {"session_start"}
+    assert first["step_spark_jobs"]["read_and_parse"] >= len(TABLES)
+    # The test session sets spark.sql.shuffle.partitions (4): a configured value stays.
+    assert first["shuffle_partitions"] == 4
     assert first["violations"] == []
     quarantine = sequential["contents"][0]["quarantine"]
     assert Counter(r[3] for r in quarantine) == expected_reasons

@@ -74,6 +74,8 @@ def valid() -> dict[str, Any]:
         "finished_at": "2026-12-01T00:00:09+00:00",
         "duration_seconds": 9.0,
         "step_seconds": {"gold": 1.0},
+        "step_spark_jobs": {"gold": 3},
+        "shuffle_partitions": 2,
         "violations": [],
         "status": "succeeded",
     }

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import cdc_load, machine, results, table
+from bench import cdc_load, job_profile, machine, results, table
 from bench.platform import BenchDemo
 from localplatform.demo import DAG_ID, STAGES
 
@@ -91,20 +91,7 @@ def run_times(demo: BenchDemo, run_id: str) -> dict[str, Any]:
     }
 
 
-#: The job's steps (orders_cdc.job), in order; a step missing from a document shows "-".
-JOB_STEPS = (
-    "session_start",
-    "manifests_and_tables",
-    "read_and_parse",
-    "bronze_and_quarantine",
-    "silver_prepare",
-    "silver_merge",
-    "silver_check",
-    "gold",
-)
-
-
-def job_profile(demo: BenchDemo, run_id: str, spark_stage: float | None) -> dict[str, Any]:
+def read_job_profile(demo: BenchDemo, run_id: str, spark_stage: float | None) -> dict[str, Any]:
     """The Spark job's own figures (its metrics document) and what the stage spends
     outside the job's run(): spark_transform minus the job's duration and session start."""
     metrics = demo.metrics(run_id)
@@ -126,20 +113,15 @@ def profile_summary(body: dict[str, Any]) -> str:
         if not job:
             continue
         steps, jobs = job["step_seconds"], job.get("step_spark_jobs", {})
-        cells = [
-            "-"
-            if step not in steps
-            else f"{steps[step]:.1f}" + (f" ({jobs[step]})" if step in jobs else "")
-            for step in JOB_STEPS
-        ]
-        other = job["duration_seconds"] - sum(v for k, v in steps.items() if k != "session_start")
         outside = job["outside_job_seconds"]
         rows.append([f"{run['events']:,}",
                      f"{run['stage_seconds'].get('spark_transform', 0.0):.1f}",
-                     "-" if outside is None else f"{outside:.1f}", *cells, f"{other:.1f}",
-                     str(sum(jobs.values())) if jobs else "-"])  # fmt: skip
+                     "-" if outside is None else f"{outside:.1f}",
+                     *job_profile.step_cells(steps, jobs),
+                     f"{job_profile.rest_seconds(job['duration_seconds'], steps):.1f}",
+                     job_profile.total_jobs(jobs)])  # fmt: skip
     return table.render(
-        ["events", "spark_transform s", "outside the job", *JOB_STEPS, "metrics and rest",
+        ["events", "spark_transform s", "outside the job", *job_profile.JOB_STEPS, "rest",
          "Spark jobs"], rows,
     )  # fmt: skip
 
@@ -225,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         body = {"events": size, "published": published, "publish_seconds": publish_seconds,
                 "run_id": run_id, **run_times(demo, run_id)}  # fmt: skip
         if body["state"] == "success":
-            body["job"] = job_profile(demo, run_id, body["stage_seconds"].get("spark_transform"))
+            body["job"] = read_job_profile(
+                demo, run_id, body["stage_seconds"].get("spark_transform")
+            )
         print(f"{size:,} events: {body['state']} in {body['run_seconds']:.1f} s")
         runs.append(body)
         if body["state"] != "success":

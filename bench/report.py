@@ -16,17 +16,19 @@ from bench import (
     consume,
     e2e,
     freshness,
+    goals,
     ledger,
     machine,
     parse,
     plot,
     results,
+    spark_job,
     table,
     triggerer,
 )
 from localplatform import paths
 
-NAMES = ("consume", "e2e", "freshness", "parse", "triggerer", "ledger", "chart")
+NAMES = ("consume", "e2e", "spark_job", "freshness", "parse", "triggerer", "ledger", "chart")
 DOC = paths.REPO_ROOT / "docs" / "benchmarks.md"
 PLOT = "benchmarks.png"
 
@@ -105,7 +107,7 @@ def _targets(found: dict[str, dict[str, Any] | None]) -> str:
         body = found.get(name)
         for target, value in (body or {}).get("targets", {}).items():
             rows.append([target, value["value"], table.verdict(bool(value["met"]))])
-    return table.render(["target (issue 9)", "measured", "verdict"], rows) if rows else ""
+    return table.render(["target", "measured", "verdict"], rows) if rows else ""
 
 
 def _section(name: str, body: dict[str, Any] | None) -> str:
@@ -161,6 +163,21 @@ brackets (Spark's status tracker, `step_spark_jobs`).
 {e2e.profile_summary(body)}
 
 {body.get("note", "")}
+"""
+    if name == "spark_job":
+        return f"""## The Spark job alone, before and after
+
+`python -m bench.spark_job`. One staged batch per size, in ascending order on the same
+tables, run by `spark-submit` as the spark-operator stand-in's local mode submits the
+chart's SparkApplication (values/local.yaml, local[2]), once with the job at revision
+`{body["baseline"]}` (**baseline**: before issue 25's changes) and once with this
+checkout's (**current**), each into its own fresh namespaces; afterwards both variants'
+silver and gold tables are compared row by row (equal: {body["tables_equal"]}).
+"spark-submit s" is the process from JVM start to exit, what spark_transform waits
+for; then the job's steps from its metrics document (Spark jobs in brackets; the
+baseline's document has no job counts and no session start).
+
+{spark_job.summary(body)}
 """
     if name == "freshness":
         return f"""## Freshness, event-driven: publish -> dashboard
@@ -239,6 +256,7 @@ def render(results_dir: Path, doc: Path = DOC) -> str:
     parts = [
         _INTRO.format(machines=_machines(found)),
         "## Targets\n\nA missed target is a finding, not a failure.\n\n" + _targets(found),
+        goals.section(found, results_dir),
         f"![consume throughput, end-to-end scaling, triggerer load]({relative})",
         *(_section(name, found[name]) for name in NAMES),
         _READING,

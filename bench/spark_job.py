@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer
 
-from bench import cdc_load, machine, results, table
+from bench import cdc_load, job_profile, machine, results, table
 from localplatform import paths
 from localplatform.services import LocalServices
 from localplatform.spark import spark_jars
@@ -189,20 +189,17 @@ def table_rows(catalog: Path, namespace: str, name: str) -> list[Any]:
 
 
 def summary(body: dict[str, Any]) -> str:
-    steps: list[str] = []
-    for run in body["runs"]:
-        steps += [s for s in run["step_seconds"] if s not in steps]
     rows = []
     for run in body["runs"]:
-        jobs = run["step_spark_jobs"]
+        steps, jobs = run["step_seconds"], run["step_spark_jobs"]
         rows.append([f"{run['events']:,}", run["variant"], f"{run['submit_wall_seconds']:.1f}",
-                     f"{run['job_seconds']:.1f}",
-                     *["-" if s not in run["step_seconds"] else f"{run['step_seconds'][s]:.1f}"
-                       + (f" ({jobs[s]})" if s in jobs else "") for s in steps],
-                     str(sum(jobs.values())) if jobs else "-"])  # fmt: skip
+                     f"{run['job_seconds']:.1f}", *job_profile.step_cells(steps, jobs),
+                     f"{job_profile.rest_seconds(run['job_seconds'], steps):.1f}",
+                     job_profile.total_jobs(jobs)])  # fmt: skip
     return table.render(
-        ["events", "variant", "spark-submit s", "job s", *steps, "Spark jobs"], rows
-    )
+        ["events", "variant", "spark-submit s", "job s", *job_profile.JOB_STEPS, "rest",
+         "Spark jobs"], rows,
+    )  # fmt: skip
 
 
 def targets_for(body: dict[str, Any]) -> dict[str, dict[str, Any]]:

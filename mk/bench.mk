@@ -4,7 +4,7 @@ BENCH_ENV := LOCALPLATFORM_PORT_OFFSET=$${LOCALPLATFORM_PORT_OFFSET:-1000} \
   LOCALPLATFORM_RUN_DIR=$${LOCALPLATFORM_RUN_DIR:-$(CURDIR)/.run-bench}
 
 .PHONY: bench
-bench: setup ## Run every benchmark at full size (< 45 min) and regenerate docs/benchmarks.md
+bench: setup ## Run every benchmark at full size (< 60 min) and regenerate docs/benchmarks.md
 	$(BENCH_ENV) $(PY) -m bench.run_all
 
 .PHONY: bench-report

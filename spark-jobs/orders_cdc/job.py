@@ -149,12 +149,15 @@ class _Steps:
 
 
 def size_shuffles(spark: SparkSession, rows: int) -> int:
-    """spark.sql.shuffle.partitions for a batch of `rows` (at least the default
-    parallelism), unless the deployment set it: then that value stays. Returns it."""
+    """spark.sql.shuffle.partitions for a batch of `rows`: one per
+    ROWS_PER_SHUFFLE_PARTITION, at least two per core (Spark's default parallelism), at
+    most MAX_SHUFFLE_PARTITIONS; unless the deployment set it: then that value stays.
+    Returns the value the run uses."""
     if spark.sparkContext.getConf().contains("spark.sql.shuffle.partitions"):
         return int(spark.conf.get("spark.sql.shuffle.partitions"))
     wanted = -(-rows // ROWS_PER_SHUFFLE_PARTITION)  # ceiling
-    partitions = max(spark.sparkContext.defaultParallelism, min(wanted, MAX_SHUFFLE_PARTITIONS))
+    floor = 2 * spark.sparkContext.defaultParallelism
+    partitions = min(max(wanted, floor), MAX_SHUFFLE_PARTITIONS)
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     return partitions
 

@@ -30,7 +30,9 @@ def _freshness(body: dict[str, Any] | None) -> dict[str, Any] | None:
 def _e2e(body: dict[str, Any] | None, events: int) -> dict[str, Any] | None:
     if not body:
         return None
-    return next((r for r in body["runs"] if r["events"] == events and r["state"] == "success"), None)
+    return next(
+        (r for r in body["runs"] if r["events"] == events and r["state"] == "success"), None
+    )
 
 
 def _run_seconds(body: dict[str, Any] | None, events: int) -> float | None:
@@ -46,9 +48,7 @@ def _spark_stage(body: dict[str, Any] | None, events: int) -> float | None:
 def _spark_job(body: dict[str, Any] | None, variant: str) -> float | None:
     if not body:
         return None
-    run = next(
-        (r for r in body["runs"] if r["variant"] == variant and r["events"] == 10_000), None
-    )
+    run = next((r for r in body["runs"] if r["variant"] == variant and r["events"] == 10_000), None)
     return None if run is None else float(run["submit_wall_seconds"])
 
 
@@ -141,8 +141,9 @@ def rows(now: Figures, before: Figures) -> list[list[str]]:
         and watch["resumed"] == watch["waits"]
         and watch["api_requests_per_second"] <= poll["api_requests_per_second"],
     )
-    ratio_now, ratio_before = _consume_ratio(now.get("consume")), _consume_ratio(
-        before.get("consume")
+    ratio_now, ratio_before = (
+        _consume_ratio(now.get("consume")),
+        _consume_ratio(before.get("consume")),
     )
     add(
         "consume CPU per event, project / raw librdkafka (same run)",

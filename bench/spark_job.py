@@ -80,11 +80,17 @@ def chart_application(catalog_file: Path) -> dict[str, Any]:
 
 def baseline_tree(rev: str, directory: Path) -> Path:
     """spark-jobs/ and orders_contract of `rev`, as a --py-files zip (main.py beside it)."""
-    archive = subprocess.run(
+    done = subprocess.run(
         ["git", "-C", str(paths.REPO_ROOT), "archive", "--format=tar", rev,
          "spark-jobs", "src/orders_contract"],
-        capture_output=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
+        capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(
+            f"baseline {rev}: git archive failed ({done.stderr.decode().strip()}); a shallow "
+            "clone may not hold it: pass --baseline <a revision it has>"
+        )
+    archive = done.stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(directory, filter="data")
     target = directory / "job.zip"

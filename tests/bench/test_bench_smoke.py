@@ -96,3 +96,11 @@ def test_e2e_and_triggerer_plans(tmp_path: Path, local_cluster: Cluster) -> None
     # plan, the benchmark DAG file and the API server's metrics endpoint.
     assert "1,000,000" in run_bench("e2e", tmp_path)
     assert "compiles" in run_bench("triggerer", tmp_path)
+
+
+def test_spark_job_plan(tmp_path: Path) -> None:
+    # The full runs need the data services and minutes of Spark (make bench); the smoke
+    # renders the chart's SparkApplication and checks out a baseline's job (HEAD: a
+    # shallow clone may not hold the default baseline revision).
+    out = run_bench("spark_job", tmp_path, "--baseline", "HEAD")
+    assert "chart template: SparkApplication" in out

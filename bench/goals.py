@@ -167,3 +167,51 @@ def section(now: Figures, results_dir: Path) -> str:
 
 {table.render(["figure", "before", "after", "goal", "verdict"], rows(now, before))}
 """
+
+
+README = "README.md"
+BEGIN, END = "<!-- freshness:begin (bench.report) -->", "<!-- freshness:end -->"
+
+
+def readme_paragraph(now: Figures) -> str:
+    """The figures of the README's freshness paragraph, from the benchmarks' JSON."""
+    fresh = _freshness(now.get("freshness"))
+    run = _e2e(now.get("e2e"), 10_000)
+    parts = []
+    if fresh is not None:
+        parts.append(
+            f"Measured on the benchmark machine (2 cores, the whole platform on it, chart "
+            f"defaults, event-driven): at {fresh['events_per_s']:.0f} events/s for "
+            f"{fresh['duration_s']:.0f} s, an event reached the dashboard "
+            f"{fresh['p50_s']:.0f} s after it was published at the median, "
+            f"{fresh['p95_s']:.0f} s at p95 and {fresh['max_s']:.0f} s at most, in "
+            f"{fresh['runs']} runs."
+        )
+    if run is not None:
+        stage = run["stage_seconds"].get("spark_transform", 0.0)
+        job = run.get("job") or {}
+        outside = job.get("outside_job_seconds")
+        parts.append(
+            f"A run of 10,000 events took {run['run_seconds']:.0f} s end to end, "
+            f"{stage:.0f} s of it in spark_transform"
+            + (
+                f" ({outside:.0f} s of those outside the job itself: the submission, the "
+                "JVM's start and stop, the hand-over back to Airflow)."
+                if outside is not None
+                else "."
+            )
+        )
+    if not parts:
+        return "Not measured yet: run `make bench`."
+    return " ".join(parts) + " Every figure: [docs/benchmarks.md](docs/benchmarks.md)."
+
+
+def update_readme(readme: Path, now: Figures) -> bool:
+    """Replace the text between the README's freshness markers; False if it has none."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{readme_paragraph(now)}\n{END}{tail}")
+    return True

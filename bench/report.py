@@ -271,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.doc.write_text(render(args.results, args.doc))
     print(f"wrote {args.doc} and {args.results / PLOT}")
+    if args.results.resolve() == results.DEFAULT_DIR.resolve():  # the published figures
+        found = {name: results.read(args.results, name) for name in NAMES}
+        if goals.update_readme(paths.REPO_ROOT / goals.README, found):
+            print(f"updated the freshness figures in {goals.README}")
     return 0
 
 

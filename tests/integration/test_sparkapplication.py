@@ -260,6 +260,39 @@ def test_with_the_watch_a_change_wakes_the_waits_at_once(
     assert requests == 2
 
 
+def test_the_watch_stream_outlives_the_providers_request_timeout(
+    local_cluster: Cluster, spark_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's API client gives every request without its own timeout a total
+    client-side one (API_TIMEOUT, 60 s; 3 s here). The watch's stream is meant to last
+    WATCH_SECONDS: cut at the client's timeout, the watch would fall out of sync every
+    minute and every trigger would GET (seen in the triggerer benchmark at 500 and 1,000
+    waits). An idle watch stays in sync on its first list and stream."""
+    from airflow.providers.cncf.kubernetes import kube_client
+
+    from orders_etl.triggers.sparkapplication_watch import ApplicationWatch
+
+    monkeypatch.setattr(kube_client, "API_TIMEOUT", 3)
+
+    async def drive() -> tuple[int, list[bool]]:
+        probe = ApplicationWatch.acquire(CONN_ID, spark_namespace)
+        deadline = time.monotonic() + 20
+        while not probe.synced:
+            assert time.monotonic() < deadline, "the watch did not sync"
+            await asyncio.sleep(0.1)
+        in_sync = []
+        for _ in range(40):  # 8 s: more than twice the client timeout
+            await asyncio.sleep(0.2)
+            in_sync.append(probe.synced)
+        requests = probe.requests
+        probe.release()
+        return requests, in_sync
+
+    requests, in_sync = asyncio.run(drive())
+    assert all(in_sync), "the watch fell out of sync"
+    assert requests == 2, f"{requests} requests: the stream was cut and listed again"
+
+
 def test_with_a_broken_watch_the_triggers_poll(
     local_cluster: Cluster, spark_namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

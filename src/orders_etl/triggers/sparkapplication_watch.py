@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: How long one watch request may last before the server ends it (then: list again).
 WATCH_SECONDS = 300
+#: The client waits this much longer than WATCH_SECONDS for the server to end the
+#: stream. The stream needs its own client timeout: the provider's API client gives a
+#: request without one its API_TIMEOUT (60 s) in all, which would cut every stream.
+WATCH_CLIENT_GRACE = 30
 #: Back-off after a failed list or a broken stream, doubling up to MAX_BACKOFF.
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 
@@ -148,6 +152,7 @@ class ApplicationWatch:
             PLURAL,
             resource_version=listing["metadata"]["resourceVersion"],
             timeout_seconds=WATCH_SECONDS,
+            _request_timeout=WATCH_SECONDS + WATCH_CLIENT_GRACE,
         )
         async with stream:
             async for event in stream:

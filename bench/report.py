@@ -52,6 +52,18 @@ noisier. Compare them only with figures from the same machine.
 _READING = """\
 ## Reading the figures
 
+- **End to end, 2026-12-02 against 2026-11-25.** The end-to-end runs of 2026-12-02 took
+  about twice those of 2026-11-25, and each step of the Spark job inside them about
+  twice what the same job, same batch sizes, took in `bench.spark_job` half an hour
+  earlier on the same platform. So the environment differed, not the job. Two causes,
+  neither measured apart yet: (1) the triggerer benchmark's DAG file had just doubled to
+  2,000 DAGs, and the dag-processor parsed it every ~36 s for ~6 s (its own log); the
+  benchmark platform now parses a file again only after 10 minutes
+  (`bench/platform.py`); (2) the end-to-end batches merge into tables the freshness
+  stream had already written to for ten minutes: silver is merge-on-read in 16 buckets,
+  every run adds data and delete files to each, and nothing compacts them yet, so every
+  read of silver opens more files with every run.
+
 - **Consume, small batches.** `TopicStager` asks `consume()` for no more messages than
   the partition's range still holds (`min(10_000, end - position)`), so the last call of
   a range returns as soon as the range is read. Asking for a full 10,000 made librdkafka
@@ -219,7 +231,9 @@ pipeline's `spark.watch`): **poll**, a GET every {body["poll_interval_seconds"]:
 pipeline's `spark.poll_interval_seconds`), and **watch** (the default), every wait reading
 the namespace's one shared watch (`orders_etl.triggers.sparkapplication_watch`). API
 requests/s (GET, LIST and WATCH, steady state) from the API server's
-`apiserver_request_total`, open watch streams from `apiserver_longrunning_requests`;
+`apiserver_request_total`, open watch streams from `apiserver_longrunning_requests`
+(both include the benchmark platform's spark-operator stand-in, which lists its
+applications once a second and keeps one watch: 1 request/s with no trigger at all);
 requests per wait = the triggerer's requests from the first run's start to the last
 resume, divided by N; CPU and RSS of the triggerer's process tree; resume delay = from
 the status-subresource patch to the task leaving `deferred` in the metadata DB.

@@ -15,6 +15,7 @@ JOB_STEPS = (
     "silver_merge",
     "silver_check",
     "gold",
+    "maintenance",
 )
 
 

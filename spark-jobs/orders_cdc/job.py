@@ -4,7 +4,8 @@
         --batch-id B --manifest s3://staging/cdc/batch=B/topic=T/_manifest.json [...] \
         --metrics-uri s3://staging/cdc/batch=B/_metrics.json \
         [--catalog lakehouse] [--bronze-namespace bronze] [--silver-namespace silver] \
-        [--gold-namespace gold]
+        [--gold-namespace gold] [--compact-above-files 256] \
+        [--snapshot-retention-hours 24] [--keep-snapshots 100]
 
 The Iceberg catalog is configured outside the job (the SparkApplication's sparkConf);
 the job only names it. Exit status 0 means every table is written and the metrics add up.
@@ -19,7 +20,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from orders_cdc import bronze, gold, silver
+from orders_cdc import bronze, gold, maintenance, silver
 from orders_cdc.documents import (
     RECORD_NAME,
     read_record,
@@ -74,7 +75,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bronze-namespace", default="bronze")
     parser.add_argument("--silver-namespace", default="silver")
     parser.add_argument("--gold-namespace", default="gold")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--compact-above-files",
+        type=int,
+        default=256,
+        help="compact a table holding more data + delete files than this at the end of "
+        "the run (0: never)",
+    )
+    parser.add_argument(
+        "--snapshot-retention-hours",
+        type=float,
+        default=24.0,
+        help="expire snapshots older than this (the newest --keep-snapshots always stay)",
+    )
+    parser.add_argument(
+        "--keep-snapshots",
+        type=int,
+        default=100,
+        help="snapshots every table keeps whatever their age (0: never expire)",
+    )
+    args = parser.parse_args(argv)
+    for name in ("compact_above_files", "keep_snapshots", "snapshot_retention_hours"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    return args
 
 
 def _parsed_topic(
@@ -347,6 +371,16 @@ def run(
     )
     steps.done("gold")
 
+    policy = maintenance.Policy(
+        compact_above_files=args.compact_above_files,
+        retention=dt.timedelta(hours=args.snapshot_retention_hours),
+        keep_snapshots=args.keep_snapshots,
+    )
+    maintained, maintenance_errors = maintenance.maintain(
+        spark, tables.all(), {tables.silver(t) for t in TABLES}, policy
+    )
+    steps.done("maintenance")
+
     metrics = JobMetrics(
         batch_id=args.batch_id,
         catalog=args.catalog,
@@ -383,6 +417,8 @@ def run(
         step_seconds=steps.seconds,
         step_spark_jobs=steps.jobs,
         shuffle_partitions=shuffle_partitions,
+        maintenance=maintained,
+        maintenance_errors=maintenance_errors,
         violations=[],
         status="running",
     )

@@ -7,8 +7,8 @@ Write modes, chosen per layer:
 - silver.*_clean: merge-on-read. Each batch updates a few keys scattered over the whole
   table; copy-on-write would rewrite every data file holding one of them on every batch,
   merge-on-read writes small position-delete files instead (v2). The cost moves to reads
-  and is paid back by scheduled compaction (rewrite_data_files /
-  rewrite_position_delete_files), which is table maintenance, not this job.
+  and is paid back by compaction (rewrite_data_files / rewrite_position_delete_files),
+  which the job runs itself once a table has grown enough files (orders_cdc.maintenance).
 - gold.daily_revenue: copy-on-write. The job replaces whole date partitions (overwrite by
   a filter on the identity partition column), which is file-level anyway; readers
   (the ClickHouse load) then never see delete files.

@@ -94,6 +94,21 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class TableMaintenance:
+    """Compaction and snapshot expiry of one table at the end of a run (when due)."""
+
+    data_files_before: int
+    delete_files_before: int
+    snapshots_before: int
+    data_files_after: int
+    delete_files_after: int
+    snapshots_after: int
+    rewritten_data_files: int
+    #: Delete files removed by the compaction (applied, dangling) or rewritten into fewer.
+    rewritten_delete_files: int
+
+
+@dataclass(frozen=True)
 class JobMetrics:
     batch_id: str
     catalog: str
@@ -127,6 +142,11 @@ class JobMetrics:
     step_spark_jobs: dict[str, int] = field(default_factory=dict)
     #: spark.sql.shuffle.partitions the run used (sized to the batch unless configured).
     shuffle_partitions: int | None = None
+    #: Qualified table name -> the maintenance done on it this run (tables that were due).
+    maintenance: dict[str, TableMaintenance] = field(default_factory=dict)
+    #: Maintenance procedures that failed (the batch itself is committed; the next run
+    #: tries again).
+    maintenance_errors: list[str] = field(default_factory=list)
 
     # -- views the Airflow tasks use ------------------------------------------------------
     def rows_per_table(self) -> dict[str, int]:
@@ -172,6 +192,7 @@ _NESTED: dict[str, type] = {
     "topics": TopicCounts,
     "bronze": StoredCounts,
     "silver": SilverCounts,
+    "maintenance": TableMaintenance,
 }
 _SINGLE: dict[str, type] = {"quarantine": StoredCounts, "gold": GoldCounts, "totals": Totals}
 T = TypeVar("T")

@@ -92,6 +92,12 @@ class SparkConfig(_Section):
     timeout_seconds: float = Field(gt=0)
 
 
+class MaintenanceConfig(_Section):
+    compact_above_files: int = Field(ge=0)
+    snapshot_retention_hours: float = Field(ge=0)
+    keep_snapshots: int = Field(ge=0)
+
+
 class IcebergConfig(_Section):
     catalog: str
     #: The catalog as data (orders_contract.catalog); None: pyiceberg's own configuration
@@ -100,6 +106,7 @@ class IcebergConfig(_Section):
     bronze_namespace: str
     silver_namespace: str
     gold_namespace: str
+    maintenance: MaintenanceConfig
 
     _check = field_validator("catalog", "bronze_namespace", "silver_namespace", "gold_namespace")(
         _identifier

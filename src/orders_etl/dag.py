@@ -2,6 +2,9 @@
 
     consume (mapped per topic) -> verify_staging -> spark_transform -> load_clickhouse -> notify
 
+Runs may overlap (dag.max_active_runs): spark_transform and load_clickhouse run once at a
+time across runs, everything else (consume and verify of the next batch) runs beside them.
+
 An empty batch (no new offsets on any topic) skips everything after verify_staging.
 Alerting on failures and retries is done by the listener plugin (orders_etl.alerting),
 not by per-task callbacks; a run that exceeds `deadline_minutes` raises a deadline alert.
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 def spark_arguments(config: PipelineConfig, batch: dict[str, Any]) -> list[str]:
     """The Spark job's command line for one verified batch."""
+    maintenance = config.iceberg.maintenance
     args = [
         "--batch-id",
         batch["batch_id"],
@@ -47,6 +51,12 @@ def spark_arguments(config: PipelineConfig, batch: dict[str, Any]) -> list[str]:
         config.iceberg.gold_namespace,
         "--metrics-uri",
         metrics_uri(config, batch["batch_id"]),
+        "--compact-above-files",
+        str(maintenance.compact_above_files),
+        "--snapshot-retention-hours",
+        str(maintenance.snapshot_retention_hours),
+        "--keep-snapshots",
+        str(maintenance.keep_snapshots),
     ]
     for manifest in batch["manifests"]:
         args += ["--manifest", manifest]
@@ -156,6 +166,9 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
             task_id="spark_transform",
             executor=execs.for_task("spark_transform"),
             pool=config.spark.pool,
+            # One batch in Spark at a time (across this DAG's runs, its deferred wait
+            # included): the job's commits and its table maintenance never race.
+            max_active_tis_per_dag=1,
             template_path=config.spark.template_path,
             namespace=config.spark.namespace,
             arguments=batch["spark_arguments"],
@@ -174,6 +187,10 @@ def build_dag(config: PipelineConfig | None = None) -> DAG:
         load = GoldToClickHouseOperator(
             task_id="load_clickhouse",
             executor=execs.for_task("load_clickhouse"),
+            # Loads one at a time: each reads gold as it is when it starts, so loads in
+            # sequence only move the dashboard forward (two at once could let the one
+            # that read an older gold switch its dates last).
+            max_active_tis_per_dag=1,
             touched_dates=spark_metrics["touched_dates"],
             iceberg_catalog=config.iceberg.catalog,
             catalog_file=config.iceberg.catalog_file,

@@ -61,9 +61,15 @@ class Lake:
         return write_staging(s3, self.location, batch_id, messages, topics)
 
     def args(
-        self, batch_id: str, manifests: list[str], metrics_uri: str, record_uri: str | None = None
+        self,
+        batch_id: str,
+        manifests: list[str],
+        metrics_uri: str,
+        record_uri: str | None = None,
+        extra: list[str] | None = None,
     ) -> list[str]:
         argv = ["--batch-id", batch_id, "--metrics-uri", metrics_uri, "--catalog", "lakehouse"]
+        argv += extra or []
         if record_uri:
             argv += ["--dates-record-uri", record_uri]
         for manifest in manifests:
@@ -78,13 +84,15 @@ class Lake:
         messages: list[Message] | None,
         tmp: Path,
         topics: dict[str, str] | None = None,
+        extra: list[str] | None = None,
     ) -> dict[str, Any]:
         from orders_cdc.job import run
 
         manifests = self.stage(batch_id, messages, topics) if messages is not None else []
         metrics_path = tmp / f"{batch_id}-{time.monotonic_ns()}.json"
         record = tmp / f"{self.name}-{batch_id}-dates.json"  # one per batch, like staging's
-        returned = run(self.spark, self.args(batch_id, manifests, str(metrics_path), str(record)))
+        argv = self.args(batch_id, manifests, str(metrics_path), str(record), extra)
+        returned = run(self.spark, argv)
         written = JobMetrics.from_json(metrics_path.read_text()).to_dict()
         assert written == returned
         return written
@@ -226,6 +234,66 @@ def test_one_batch_holding_both_equals_two_in_sequence(
 ) -> None:
     lake = Lake(spark, services, f"one_{os.urandom(4).hex()}")
     lake.run("both", scenario.batch(1, 2), tmp_path)
+    assert lake.contents() == sequential["contents"][2]
+
+
+def test_batches_applied_in_reverse_order_reach_the_same_tables(
+    spark: Any, services: Any, scenario: Scenario, sequential: Any, tmp_path: Path
+) -> None:
+    """Runs may overlap (dag.max_active_runs > 1), so a later batch can reach Spark first:
+    the state rule (highest lsn wins) and gold's recompute of every touched date from
+    silver make batches commute. Batch 2 before batch 1 ends in the very tables batch 1
+    then batch 2 do, the dashboard's source (gold) included."""
+    lake = Lake(spark, services, f"reverse_{os.urandom(4).hex()}")
+    later = lake.run("b2", scenario.batch(2), tmp_path)
+    assert lake.contents() != sequential["contents"][2], "batch 2 alone is not the end state"
+    earlier = lake.run("b1", scenario.batch(1), tmp_path)
+    for metrics in (later, earlier):
+        assert (metrics["status"], metrics["violations"]) == ("succeeded", [])
+    assert lake.contents() == sequential["contents"][2]
+    assert_matches_reference(lake, scenario.batch(1, 2))
+    # Batch 1 arrived late: some of its events were older than silver's and were not applied.
+    stale = sum(c["stale_or_duplicate"] for c in earlier["silver"].values())
+    assert stale > sum(c["stale_or_duplicate"] for c in sequential["metrics"][0]["silver"].values())
+
+
+def test_maintenance_compacts_and_expires_without_changing_the_tables(
+    spark: Any, services: Any, scenario: Scenario, sequential: Any, tmp_path: Path
+) -> None:
+    """With thresholds low enough to be due, the job compacts every table past them
+    (silver's position deletes applied and removed) and expires old snapshots; the tables
+    hold exactly what the same batches give without maintenance, and a rerun afterwards
+    still changes nothing."""
+    lake = Lake(spark, services, f"maint_{os.urandom(4).hex()}")
+    due = ["--compact-above-files", "4", "--snapshot-retention-hours", "0", "--keep-snapshots", "1"]
+    first = lake.run("b1", scenario.batch(1), tmp_path)
+    assert first["maintenance"] == {}, "the defaults are far from due for a small table"
+    of_batch_1 = lake.snapshots()
+    second = lake.run("b2", scenario.batch(2), tmp_path, extra=due)
+    assert second["maintenance_errors"] == []
+    for layer, table in (("silver", f"{t}_clean") for t in TABLES):
+        name = lake.table(layer, table)
+        done = second["maintenance"][name]
+        assert done["data_files_after"] < done["data_files_before"], name
+        assert done["rewritten_data_files"] > 0
+    orders = second["maintenance"][lake.table("silver", "orders_clean")]
+    assert orders["delete_files_before"] > 0, "batch 2 updates and deletes stored orders"
+    assert orders["delete_files_after"] == 0
+    # Expired: no snapshot from before the cutoff is left (the compaction's own commits
+    # came after it and stay).
+    for name, ids in lake.snapshots().items():
+        assert not set(ids) & set(of_batch_1[name]), f"{name} kept batch 1's snapshot"
+    gold_table = second["maintenance"][lake.table("gold", "daily_revenue")]
+    assert gold_table["rewritten_data_files"] == 0, "gold holds one file per date: not due"
+    assert gold_table["snapshots_after"] == 1 < gold_table["snapshots_before"]
+    assert lake.contents() == sequential["contents"][2]
+    assert_matches_reference(lake, scenario.batch(1, 2))
+    # Nothing due any more: a rerun of batch 2 commits nothing and maintains nothing.
+    snapshots = lake.snapshots()
+    calm = ["--compact-above-files", "1000", "--keep-snapshots", "1000"]
+    rerun = lake.run("b2", scenario.batch(2), tmp_path, extra=calm)
+    assert (rerun["maintenance"], rerun["violations"]) == ({}, [])
+    assert lake.snapshots() == snapshots
     assert lake.contents() == sequential["contents"][2]
 
 

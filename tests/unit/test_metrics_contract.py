@@ -76,6 +76,19 @@ def valid() -> dict[str, Any]:
         "step_seconds": {"gold": 1.0},
         "step_spark_jobs": {"gold": 3},
         "shuffle_partitions": 2,
+        "maintenance": {
+            "silver.orders_clean": {
+                "data_files_before": 40,
+                "delete_files_before": 12,
+                "snapshots_before": 30,
+                "data_files_after": 16,
+                "delete_files_after": 0,
+                "snapshots_after": 31,
+                "rewritten_data_files": 40,
+                "rewritten_delete_files": 12,
+            }
+        },
+        "maintenance_errors": [],
         "violations": [],
         "status": "succeeded",
     }

@@ -392,6 +392,18 @@ class Demo:
             for r, t, s, *times in rows
         ]
 
+    def task_spans(self, task_id: str) -> list[tuple[str, float, float]]:
+        """(run_id, start, end) of the task's finished instances (its last try; a deferred
+        wait is inside the span: resuming keeps start_date), by start."""
+        with self._db() as conn, conn.cursor() as cur:
+            cur.execute(
+                "select run_id, extract(epoch from start_date), extract(epoch from end_date) "
+                "from task_instance where dag_id = %s and task_id = %s "
+                "and start_date is not null and end_date is not null order by start_date",
+                (DAG_ID, task_id),
+            )
+            return [(r, float(s), float(e)) for r, s, e in cur.fetchall()]
+
     def wait_event_runs(
         self, known: set[str], quiet: float = 45, timeout: float = 1800, progress: bool = True
     ) -> list[RunResult]:

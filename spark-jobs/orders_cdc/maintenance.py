@@ -1,0 +1,176 @@
+"""Table maintenance at the end of a run, when due: compaction and snapshot expiry.
+
+Every batch adds files and a snapshot to each table it writes: silver (merge-on-read)
+gets new data files and position-delete files in every bucket it touches, bronze and
+the quarantine a file per day partition, and every commit a snapshot that the table's
+metadata carries until it is expired. Left alone, each run plans and reads more small
+files than the last (silver is read whole by the MERGE's lookup and by gold), and every
+commit rewrites a larger metadata file: a real-time pipeline slows down with its age.
+
+So the job keeps its own tables in shape, with Iceberg's own Spark procedures:
+- compaction (`rewrite_data_files`, binpack) of a table holding more than
+  `compact_above_files` data and delete files: small files are merged, silver's position
+  deletes applied, and the delete files left dangling removed (`remove-dangling-deletes`);
+  then silver's position-delete files are rewritten whole (`rewrite_position_delete_files`,
+  `rewrite-all`): records of data files the compaction replaced are dropped (the rewritten
+  files keep the compaction's starting sequence number, so Iceberg cannot call those
+  deletes dangling by number alone), the rest compacted into one file per bucket. A data
+  file of at least COMPACTED_FILE_BYTES without deletes is left alone, so a grown table is
+  not rewritten whole every time.
+- snapshot expiry (`expire_snapshots`) of a table holding more than `keep_snapshots`
+  snapshots whose oldest is past `retention` (+10 %, so it runs now and then, not after
+  every commit): snapshots older than the retention go, the newest `keep_snapshots` stay
+  whatever their age (the last hours stay available for time travel and rollback).
+
+Why in the job and not in a separate maintenance DAG: these procedures commit, and a
+compaction that overlaps a batch's MERGE on the same table makes one of the two commits
+fail validation. The job is the tables' only writer and one run at a time reaches it
+(spark_transform runs once at a time per DAG), so maintenance after the batch's own
+commits never races a batch. A procedure that fails is reported in the metrics
+(`maintenance_errors`) and logged; the batch is already committed and whole, and the
+next run tries again: maintenance never fails a batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from orders_contract.metrics import TableMaintenance
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+#: A data file at least this large and without deletes is not rewritten by compaction
+#: (Iceberg's default, 75 % of the 512 MiB target, would make every file of a small
+#: table eligible again at every compaction).
+COMPACTED_FILE_BYTES = 32 * 1024 * 1024
+#: Expiry runs once the oldest snapshot is this much (of the retention) past it.
+EXPIRY_SLACK = 0.1
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When maintenance is due (the job's --compact-above-files, --snapshot-retention-hours,
+    --keep-snapshots)."""
+
+    compact_above_files: int  # data + delete files; 0: never compact
+    retention: dt.timedelta
+    keep_snapshots: int  # 0: never expire
+
+
+@dataclass(frozen=True)
+class TableState:
+    snapshots: int
+    expirable: bool  # the oldest snapshot was committed before the cutoff asked for
+    data_files: int
+    delete_files: int
+
+
+def _timestamp(instant: dt.datetime) -> str:
+    """A Spark TIMESTAMP literal of `instant` with its UTC offset (no session zone)."""
+    return f"TIMESTAMP '{instant.astimezone(dt.UTC).isoformat(sep=' ')}'"
+
+
+def table_state(spark: SparkSession, table: str, cutoff: dt.datetime) -> TableState:
+    """Snapshot count, whether the oldest is older than `cutoff`, and the newest snapshot's
+    file totals: one query on the table's `snapshots` metadata table."""
+    query = (
+        "SELECT count(*) AS snapshots, "  # noqa: S608 - the job's own table names (Tables)
+        f"coalesce(min(committed_at) < {_timestamp(cutoff)}, false) AS expirable, "
+        "max_by(summary, committed_at) AS summary "
+        f"FROM {table}.snapshots"
+    )
+    row = spark.sql(query).first()
+    summary = (row["summary"] if row else None) or {}
+    return TableState(
+        snapshots=int(row["snapshots"]) if row else 0,
+        expirable=bool(row["expirable"]) if row else False,
+        data_files=int(summary.get("total-data-files", 0)),
+        delete_files=int(summary.get("total-delete-files", 0)),
+    )
+
+
+def _procedure(table: str) -> tuple[str, str]:
+    catalog, identifier = table.split(".", 1)
+    return f"{catalog}.system", identifier
+
+
+def compact(spark: SparkSession, table: str, merge_on_read: bool) -> dict[str, int]:
+    system, identifier = _procedure(table)
+    options = (
+        "map('min-input-files', '2', 'delete-file-threshold', '1', "
+        f"'min-file-size-bytes', '{COMPACTED_FILE_BYTES}', 'remove-dangling-deletes', 'true')"
+    )
+    row = spark.sql(
+        f"CALL {system}.rewrite_data_files(table => '{identifier}', options => {options})"
+    ).first()
+    out = {
+        "rewritten_data_files": int(row["rewritten_data_files_count"]),
+        "added_data_files": int(row["added_data_files_count"]),
+        "removed_delete_files": int(row["removed_delete_files_count"]),
+    }
+    if merge_on_read:
+        row = spark.sql(
+            f"CALL {system}.rewrite_position_delete_files("
+            f"table => '{identifier}', options => map('rewrite-all', 'true'))"
+        ).first()
+        out["rewritten_delete_files"] = int(row["rewritten_delete_files_count"])
+    return out
+
+
+def expire(spark: SparkSession, table: str, policy: Policy, now: dt.datetime) -> None:
+    system, identifier = _procedure(table)
+    spark.sql(
+        f"CALL {system}.expire_snapshots(table => '{identifier}', "
+        f"older_than => {_timestamp(now - policy.retention)}, "
+        f"retain_last => {policy.keep_snapshots})"
+    ).collect()
+
+
+def maintain(
+    spark: SparkSession,
+    tables: list[str],
+    merge_on_read: set[str],
+    policy: Policy,
+    now: dt.datetime | None = None,
+) -> tuple[dict[str, TableMaintenance], list[str]]:
+    """Compact and expire the tables that are due; returns what was done per table (only
+    tables where something was due) and the errors of procedures that failed."""
+    now = now or dt.datetime.now(dt.UTC)
+    cutoff = now - policy.retention * (1 + EXPIRY_SLACK)
+    done: dict[str, TableMaintenance] = {}
+    errors: list[str] = []
+    for table in tables:
+        state = table_state(spark, table, cutoff)
+        compact_due = 0 < policy.compact_above_files < state.data_files + state.delete_files
+        expiry_due = 0 < policy.keep_snapshots < state.snapshots and state.expirable
+        if not (compact_due or expiry_due):
+            continue
+        rewritten: dict[str, int] = {}
+        try:
+            if compact_due:
+                rewritten = compact(spark, table, table in merge_on_read)
+            if expiry_due:
+                expire(spark, table, policy, now)
+        except Exception as error:
+            message = f"{table}: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            log.warning("table maintenance failed (the batch is committed): %s", message)
+            errors.append(message)
+        after = table_state(spark, table, cutoff)
+        done[table] = TableMaintenance(
+            data_files_before=state.data_files,
+            delete_files_before=state.delete_files,
+            snapshots_before=state.snapshots,
+            data_files_after=after.data_files,
+            delete_files_after=after.delete_files,
+            snapshots_after=after.snapshots,
+            rewritten_data_files=rewritten.get("rewritten_data_files", 0),
+            rewritten_delete_files=rewritten.get("removed_delete_files", 0)
+            + rewritten.get("rewritten_delete_files", 0),
+        )
+    return done, errors

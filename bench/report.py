@@ -24,11 +24,22 @@ from bench import (
     results,
     spark_job,
     table,
+    table_history,
     triggerer,
 )
 from localplatform import paths
 
-NAMES = ("consume", "e2e", "spark_job", "freshness", "parse", "triggerer", "ledger", "chart")
+NAMES = (
+    "consume",
+    "e2e",
+    "spark_job",
+    "table_history",
+    "freshness",
+    "parse",
+    "triggerer",
+    "ledger",
+    "chart",
+)
 DOC = paths.REPO_ROOT / "docs" / "benchmarks.md"
 PLOT = "benchmarks.png"
 
@@ -190,6 +201,20 @@ for; then the job's steps from its metrics document (Spark jobs in brackets; the
 baseline's document has no job counts and no session start).
 
 {spark_job.summary(body)}
+"""
+    if name == "table_history":
+        return f"""## The tables' history: many batches, with and without maintenance
+
+`python -m bench.table_history`. {body["batches"]} consecutive batches of
+{body["orders_per_batch"]:,} orders each (half of them revising the previous batch's
+orders, so silver gets position deletes) through the Spark job in one warm local[2]
+session, twice on the same staged batches: **maintenance off** (files and snapshots only
+grow) and **maintenance on** (the job's compaction and snapshot expiry at the pipeline's
+defaults, `iceberg.maintenance`). Files = data + delete files of silver.orders_clean after
+the batch (its `snapshots` metadata table). Both variants' silver and gold compared row by
+row afterwards (equal: {body["tables_equal"]}).
+
+{table_history.summary(body)}
 """
     if name == "freshness":
         return f"""## Freshness, event-driven: publish -> dashboard

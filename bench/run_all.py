@@ -3,7 +3,8 @@
     python -m bench.run_all [--budget 3600] [--keep-platform]
 
 Brings the benchmark platform up (bench.platform), runs chart, parse, consume, ledger,
-the Spark job alone (before and after), triggerer (polling and the watch) and freshness
+the Spark job alone (before and after), the tables' history (many batches with and
+without the job's table maintenance), triggerer (polling and the watch) and freshness
 (one 10-minute stream at 200 events/s, event-driven), gives the end-to-end
 benchmark what is left of the budget (it skips the sizes that would not fit and
 reports them), regenerates the report, and stops the platform
@@ -42,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     pyenv.enable_for_this_process_tree()
     try:
         step("platform", "up")
-        for name in ("chart", "parse", "consume", "ledger", "spark_job", "triggerer", "freshness"):
+        for name in (
+            "chart",
+            "parse",
+            "consume",
+            "ledger",
+            "spark_job",
+            "table_history",
+            "triggerer",
+            "freshness",
+        ):
             step(name)
         left = args.budget - (time.monotonic() - started) - RESERVE
         step("e2e", "--budget", f"{max(left, 0.0):.0f}")

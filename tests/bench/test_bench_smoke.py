@@ -104,3 +104,11 @@ def test_spark_job_plan(tmp_path: Path) -> None:
     # shallow clone may not hold the default baseline revision).
     out = run_bench("spark_job", tmp_path, "--baseline", "HEAD")
     assert "chart template: SparkApplication" in out
+
+
+def test_table_history_plan(tmp_path: Path) -> None:
+    # The full runs need the data services and minutes of Spark (make bench); the smoke
+    # builds the batches' events and the maintenance arguments the DAG would pass.
+    out = run_bench("table_history", tmp_path)
+    assert "batches planned" in out
+    assert "--compact-above-files" in out

@@ -26,7 +26,7 @@ from orders_contract.staging import StagingLocation
 from orders_etl import assets
 from orders_etl.alerting.deadline import post_deadline_missed
 from orders_etl.config import PipelineConfig, load_config
-from orders_etl.notify import RunFigures, dashboard_gap, notify_run
+from orders_etl.notify import RunFigures, dashboard_gap, maintenance_lines, notify_run
 from orders_etl.operators.clickhouse import GoldToClickHouseOperator
 from orders_etl.operators.consume import KafkaToStagingOperator
 from orders_etl.operators.sparkapplication import SparkApplicationOperator
@@ -86,6 +86,7 @@ def run_figures(
         partitions_replaced=int(loaded["partitions_replaced"]),
         partitions_dropped=int(loaded["partitions_dropped"]),
         duration_seconds=job.duration_seconds,
+        extra=maintenance_lines(job),
     )
 
 

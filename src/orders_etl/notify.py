@@ -62,6 +62,27 @@ def _dates(dates: Sequence[str]) -> str:
     return f"{len(ordered)} ({_escape(ordered[0])} .. {_escape(ordered[-1])})"
 
 
+def maintenance_lines(job: JobMetrics) -> dict[str, str]:
+    """The run's table maintenance for the summary (`RunFigures.extra`): what was compacted
+    or expired, and what failed (the batch is committed either way)."""
+    lines: dict[str, str] = {}
+    done = []
+    for name, m in sorted(job.maintenance.items()):
+        files = m.data_files_before + m.delete_files_before
+        after = m.data_files_after + m.delete_files_after
+        done.append(
+            f"{name} {files:,} to {after:,} files, "
+            f"{m.snapshots_before:,} to {m.snapshots_after:,} snapshots"
+        )
+    if done:
+        lines["Table maintenance"] = "; ".join(done)
+    if job.maintenance_errors:
+        lines["Table maintenance failed (the next run tries again)"] = "; ".join(
+            job.maintenance_errors
+        )
+    return lines
+
+
 def build_message(figures: RunFigures) -> str:
     """The Slack text for a finished run (mrkdwn); pure."""
     total_events = sum(figures.events_per_topic.values())

@@ -88,3 +88,28 @@ def test_slack_control_characters_escaped() -> None:
     text = build_message(figures(run_id="<!channel> & co"))
     assert "`&lt;!channel&gt; &amp; co`" in text
     assert "<!channel>" not in text
+
+
+def test_table_maintenance_and_its_failures_are_in_the_summary() -> None:
+    import dataclasses
+
+    from orders_contract.metrics import JobMetrics, TableMaintenance
+    from orders_etl.notify import maintenance_lines
+
+    from .test_metrics_contract import valid
+
+    job = JobMetrics.from_dict(valid())
+    calm = dataclasses.replace(job, maintenance={}, maintenance_errors=[])
+    assert maintenance_lines(calm) == {}
+    done = TableMaintenance(40, 12, 30, 16, 0, 1, 40, 12)
+    failed = dataclasses.replace(
+        job,
+        maintenance={"silver.orders_clean": done},
+        maintenance_errors=["lakehouse.silver.customers_clean: ValidationException: conflict"],
+    )
+    lines = maintenance_lines(failed)
+    assert lines["Table maintenance"] == ("silver.orders_clean 52 to 16 files, 30 to 1 snapshots")
+    figures = RunFigures("orders_etl", "r1", {"t": 1}, {"x": 1}, 0, 1, extra=lines)
+    text = build_message(figures)
+    assert "52 to 16 files" in text
+    assert "Table maintenance failed (the next run tries again): lakehouse.silver" in text

@@ -297,6 +297,32 @@ def test_maintenance_compacts_and_expires_without_changing_the_tables(
     assert lake.contents() == sequential["contents"][2]
 
 
+def test_a_failing_maintenance_is_reported_and_the_batch_still_succeeds(
+    spark: Any,
+    services: Any,
+    sequential: Any,
+    scenario: Scenario,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A compaction that fails (here: made to raise, as a commit conflict would) leaves the
+    batch committed and whole; the failure is in the metrics, named per table."""
+    from orders_cdc import maintenance
+
+    def conflict(spark: Any, table: str, merge_on_read: bool) -> dict[str, int]:
+        raise RuntimeError(f"injected: commit conflict on {table}")
+
+    monkeypatch.setattr(maintenance, "compact", conflict)
+    lake = Lake(spark, services, f"maintfail_{os.urandom(4).hex()}")
+    metrics = lake.run("b1", scenario.batch(1), tmp_path, extra=["--compact-above-files", "4"])
+    assert (metrics["status"], metrics["violations"]) == ("succeeded", [])
+    failed = {e.split(":", 1)[0] for e in metrics["maintenance_errors"]}
+    assert lake.table("silver", "orders_clean") in failed
+    assert failed == set(metrics["maintenance"]), "every table due is reported"
+    assert all("injected: commit conflict" in e for e in metrics["maintenance_errors"])
+    assert lake.contents() == sequential["contents"][0]
+
+
 def test_topics_renamed_in_the_config_reach_the_same_tables(
     spark: Any, services: Any, scenario: Scenario, sequential: Any, tmp_path: Path
 ) -> None:

@@ -76,23 +76,35 @@ def _timestamp(instant: dt.datetime) -> str:
     return f"TIMESTAMP '{instant.astimezone(dt.UTC).isoformat(sep=' ')}'"
 
 
-def table_state(spark: SparkSession, table: str, cutoff: dt.datetime) -> TableState:
-    """Snapshot count, whether the oldest is older than `cutoff`, and the newest snapshot's
-    file totals: one query on the table's `snapshots` metadata table."""
-    query = (
-        "SELECT count(*) AS snapshots, "  # noqa: S608 - the job's own table names (Tables)
+def table_states(
+    spark: SparkSession, tables: list[str], cutoff: dt.datetime
+) -> dict[str, TableState]:
+    """Per table: snapshot count, whether the oldest is older than `cutoff`, and the newest
+    snapshot's file totals. One query over the tables' `snapshots` metadata tables (UNION
+    ALL), so checking every table costs one Spark job, not one per table."""
+    if not tables:
+        return {}
+    branches = [
+        f"SELECT {i} AS t, count(*) AS snapshots, "  # noqa: S608 - the job's own table names
         f"coalesce(min(committed_at) < {_timestamp(cutoff)}, false) AS expirable, "
         "max_by(summary, committed_at) AS summary "
         f"FROM {table}.snapshots"
-    )
-    row = spark.sql(query).first()
-    summary = (row["summary"] if row else None) or {}
-    return TableState(
-        snapshots=int(row["snapshots"]) if row else 0,
-        expirable=bool(row["expirable"]) if row else False,
-        data_files=int(summary.get("total-data-files", 0)),
-        delete_files=int(summary.get("total-delete-files", 0)),
-    )
+        for i, table in enumerate(tables)
+    ]
+    states = {}
+    for row in spark.sql(" UNION ALL ".join(branches)).collect():
+        summary = row["summary"] or {}
+        states[tables[row["t"]]] = TableState(
+            snapshots=int(row["snapshots"]),
+            expirable=bool(row["expirable"]),
+            data_files=int(summary.get("total-data-files", 0)),
+            delete_files=int(summary.get("total-delete-files", 0)),
+        )
+    return states
+
+
+def table_state(spark: SparkSession, table: str, cutoff: dt.datetime) -> TableState:
+    return table_states(spark, [table], cutoff)[table]
 
 
 def _procedure(table: str) -> tuple[str, str]:
@@ -145,32 +157,37 @@ def maintain(
     cutoff = now - policy.retention * (1 + EXPIRY_SLACK)
     done: dict[str, TableMaintenance] = {}
     errors: list[str] = []
-    for table in tables:
-        state = table_state(spark, table, cutoff)
+    if policy.compact_above_files == 0 and policy.keep_snapshots == 0:
+        return done, errors
+    due: dict[str, tuple[TableState, bool, bool]] = {}
+    for table, state in table_states(spark, tables, cutoff).items():
         compact_due = 0 < policy.compact_above_files < state.data_files + state.delete_files
         expiry_due = 0 < policy.keep_snapshots < state.snapshots and state.expirable
-        if not (compact_due or expiry_due):
-            continue
-        rewritten: dict[str, int] = {}
+        if compact_due or expiry_due:
+            due[table] = (state, compact_due, expiry_due)
+    rewritten: dict[str, dict[str, int]] = {}
+    for table, (_, compact_due, expiry_due) in due.items():
         try:
             if compact_due:
-                rewritten = compact(spark, table, table in merge_on_read)
+                rewritten[table] = compact(spark, table, table in merge_on_read)
             if expiry_due:
                 expire(spark, table, policy, now)
         except Exception as error:
             message = f"{table}: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
             log.warning("table maintenance failed (the batch is committed): %s", message)
             errors.append(message)
-        after = table_state(spark, table, cutoff)
+    after_all = table_states(spark, list(due), cutoff)
+    for table, (before, _, _) in due.items():
+        after, counts = after_all[table], rewritten.get(table, {})
         done[table] = TableMaintenance(
-            data_files_before=state.data_files,
-            delete_files_before=state.delete_files,
-            snapshots_before=state.snapshots,
+            data_files_before=before.data_files,
+            delete_files_before=before.delete_files,
+            snapshots_before=before.snapshots,
             data_files_after=after.data_files,
             delete_files_after=after.delete_files,
             snapshots_after=after.snapshots,
-            rewritten_data_files=rewritten.get("rewritten_data_files", 0),
-            rewritten_delete_files=rewritten.get("removed_delete_files", 0)
-            + rewritten.get("rewritten_delete_files", 0),
+            rewritten_data_files=counts.get("rewritten_data_files", 0),
+            rewritten_delete_files=counts.get("removed_delete_files", 0)
+            + counts.get("rewritten_delete_files", 0),
         )
     return done, errors

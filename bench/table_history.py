@@ -1,6 +1,6 @@
 """The tables' history: many batches in a row, with and without the job's table maintenance.
 
-    python -m bench.table_history [--batches 24] [--orders 800] [--out DIR] [--smoke]
+    python -m bench.table_history [--batches 12] [--orders 400] [--out DIR] [--smoke]
 
 A real-time pipeline runs a batch every minute or so, and every batch adds files to each
 table and a snapshot to its history. This benchmark runs `--batches` consecutive batches
@@ -211,8 +211,8 @@ def summary(body: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.table_history", description=__doc__)
-    parser.add_argument("--batches", type=int, default=24)
-    parser.add_argument("--orders", type=int, default=800, help="orders per batch")
+    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--orders", type=int, default=400, help="orders per batch")
     results.add_arguments(parser)
     args = parser.parse_args(argv)
     print(machine.headline(machine.describe()))

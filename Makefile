@@ -123,8 +123,8 @@ kind-down: ## (Docker) Delete the kind cluster and stop the data services kind-u
 # ---- tests -------------------------------------------------------------------------
 .PHONY: lint
 lint: venv ## ruff (lint + format check) and mypy --strict
-	$(VENV)/bin/ruff check src rig tests bench
-	$(VENV)/bin/ruff format --check src rig tests bench
+	$(VENV)/bin/ruff check src rig tests bench spark-jobs
+	$(VENV)/bin/ruff format --check src rig tests bench spark-jobs
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict bench
 

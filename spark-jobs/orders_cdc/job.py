@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import os
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from orders_cdc import bronze, gold, maintenance, silver
@@ -139,8 +140,10 @@ def apply_catalog_credentials(spark: SparkSession, catalog: str) -> None:
             spark.conf.set(key, value)
 
 
-#: The job group every Spark job of a run carries (counted per step from Spark's own
-#: status tracker).
+#: The job group prefix of a run's Spark jobs (counted per step from Spark's own status
+#: tracker). Each run has a group of its own: the tracker keeps only the last
+#: spark.ui.retainedJobs jobs of a session, so in a long-lived session the count of a
+#: shared group would drop as older runs' jobs are evicted.
 JOB_GROUP = "orders-cdc"
 #: Shuffle partitions per this many rows of the batch, when the deployment does not set
 #: spark.sql.shuffle.partitions (Spark's default, 200, is sized for large data: a small
@@ -158,12 +161,13 @@ class _Steps:
         if session_seconds is not None:
             self.seconds["session_start"] = round(session_seconds, 3)
         self._context = spark.sparkContext
-        self._context.setJobGroup(JOB_GROUP, "orders_cdc batch")
+        self._group = f"{JOB_GROUP}-{uuid.uuid4().hex[:12]}"
+        self._context.setJobGroup(self._group, "orders_cdc batch")
         self._last = time.monotonic()
         self._last_jobs = self._job_count()
 
     def _job_count(self) -> int:
-        return len(self._context.statusTracker().getJobIdsForGroup(JOB_GROUP))
+        return len(self._context.statusTracker().getJobIdsForGroup(self._group))
 
     def done(self, step: str) -> None:
         now, jobs = time.monotonic(), self._job_count()

@@ -7,7 +7,7 @@ stream no further run starts for 2 minutes (no empty run: 24 of the watcher's 5 
 eight of its 15 s minimum intervals); the dashboard equals the independent computation;
 the number of runs is at most dag.max_active_runs x stream duration / run duration + 2
 (one run per pending batch, never one per message; with runs allowed to overlap, up to
-max_active_runs batches are claimed per run duration). Runs overlap, their Spark stage
+max_active_runs batches are claimed per run duration). When runs overlap, their Spark stage
 and dashboard load never do.
 
 It runs first on the session's shared platform (tests/conftest.py), as installed: no run

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from localplatform import cdc_events
+from orders_etl.hooks.kafka_staging import STAGING_CONSUMER_SETTINGS
 
 #: Events per order the generator makes (measured: 57,295 events for 10,000 orders).
 EVENTS_PER_ORDER = 5.7
@@ -60,3 +61,14 @@ def produce(stream: cdc_events.Stream, topics: Mapping[str, str], bootstrap: str
     if producer.flush(120) != 0:
         raise RuntimeError("not every event was acknowledged by Kafka within 120 s")
     return counts
+
+
+def staging_consumers(bootstrap: str, group: str) -> Callable[[], Consumer]:
+    """Consumers for orders_etl.staging.stager.TopicStager with the settings the consume
+    task's hook forces (STAGING_CONSUMER_SETTINGS), on a local broker."""
+
+    def consumer() -> Consumer:
+        return Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         **STAGING_CONSUMER_SETTINGS})  # fmt: skip
+
+    return consumer

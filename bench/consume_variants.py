@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench import capstone_consume, procstat
+from bench import capstone_consume, cdc_load, procstat
 from localplatform.services import LocalServices
 from orders_contract.staging import StagingLocation
 from orders_etl.staging.stager import TopicStager
@@ -31,16 +31,7 @@ def project(services: LocalServices, topics: list[str], tag: str) -> dict[str, A
     other, with the consumer settings the operator forces."""
     group = f"bench-{tag}"
 
-    def consumer() -> Consumer:
-        return Consumer(
-            {
-                "bootstrap.servers": services.kafka.bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-            }
-        )
+    consumer = cdc_load.staging_consumers(services.kafka.bootstrap, group)
 
     location = StagingLocation(BUCKET, prefix=f"bench-project-{tag}")
     stager = TopicStager(consumer, services.s3.client(), location, group)

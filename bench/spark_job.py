@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer
 
 from bench import cdc_load, job_profile, machine, results, table
 from localplatform import paths
@@ -112,10 +111,7 @@ def stage_batch(services: LocalServices, events: int, tag: str, start_id: int) -
     publish = time.monotonic() - t0
     group = f"bench-spark-{tag}"
 
-    def consumer() -> Consumer:
-        return Consumer({"bootstrap.servers": services.kafka.bootstrap, "group.id": group,
-                         "enable.auto.commit": False, "enable.auto.offset.store": False,
-                         "isolation.level": "read_committed"})  # fmt: skip
+    consumer = cdc_load.staging_consumers(services.kafka.bootstrap, group)
 
     location = StagingLocation(BUCKET, prefix=f"bench-spark-{tag}")
     stager = TopicStager(consumer, services.s3.client(), location, group)

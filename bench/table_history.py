@@ -32,8 +32,6 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer
-
 from bench import cdc_load, job_profile, machine, results, table
 from localplatform import cdc_events, paths
 from localplatform.services import LocalServices
@@ -74,10 +72,7 @@ def stage_batches(services: LocalServices, batches: int, orders: int, tag: str) 
     services.kafka.create_topics(topics.values(), partitions=3)
     group = f"bench-history-{tag}"
 
-    def consumer() -> Consumer:
-        return Consumer({"bootstrap.servers": services.kafka.bootstrap, "group.id": group,
-                         "enable.auto.commit": False, "enable.auto.offset.store": False,
-                         "isolation.level": "read_committed"})  # fmt: skip
+    consumer = cdc_load.staging_consumers(services.kafka.bootstrap, group)
 
     location = StagingLocation(BUCKET, prefix=f"bench-history-{tag}")
     stager = TopicStager(consumer, services.s3.client(), location, group)

@@ -8,6 +8,15 @@ from typing import Any
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
 from confluent_kafka import Consumer
 
+#: What staging forces on every consumer, whatever the connection says: offsets are
+#: committed by the stager after the manifest is in place, never automatically, and only
+#: committed transactions are read.
+STAGING_CONSUMER_SETTINGS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "isolation.level": "read_committed",
+}
+
 
 class StagingConsumerHook(KafkaConsumerHook):
     """The provider's consumer (auth, callbacks, MSK IAM from the connection) with the
@@ -18,12 +27,7 @@ class StagingConsumerHook(KafkaConsumerHook):
         self._group_id = group_id
 
     def _get_client(self, config: dict[str, Any]) -> Consumer:
-        forced = {
-            "group.id": self._group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-        }
+        forced = {"group.id": self._group_id, **STAGING_CONSUMER_SETTINGS}
         return super()._get_client({**config, **forced})
 
 

@@ -45,8 +45,11 @@ $(SPARK_CRDS): $(VENV)/.synced rig/localplatform/src/localplatform/crds.py
 .PHONY: crds
 crds: $(SPARK_CRDS) ## Generate the SparkApplication CRDs from kubeflow-spark-api
 
+# The three installs are independent and mostly wait on downloads: they run at once.
 .PHONY: setup
-setup: services-install tools venv crds ## Everything the tests and the demo need
+setup: ## Everything the tests and the demo need
+	$(MAKE) --no-print-directory -j3 services-install tools venv
+	$(MAKE) --no-print-directory crds
 
 # ---- local control plane -----------------------------------------------------------
 .PHONY: cluster-up

@@ -28,8 +28,14 @@ log() { printf '[install-tools] %s\n' "$*" >&2; }
 # run_step NAME COMMAND...: runs one install step; on failure names the tool and the retry.
 run_step() {
   local name=$1; shift
-  local t0=$SECONDS
-  if ! "$@"; then
+  local t0=$SECONDS rc
+  # In a subshell with errexit: a function called as an `if` condition runs with -e
+  # ignored, so a failed build would have gone on to stamp.
+  set +e
+  (set -e; "$@")
+  rc=$?
+  set -e
+  if [[ $rc -ne 0 ]]; then
     log "FAILED: $name. Nothing partial was stamped; retry with: hack/install-tools.sh $name"
     exit 1
   fi
@@ -241,23 +247,49 @@ install_helm_docs() {
 ALL=(helm kwok etcd kubernetes argocd-crds argocd helm-docs versitygw kafka spark-jars)
 # Not in ALL: kind (users with Docker), coredns (the real node, make node-up).
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
-start=$SECONDS
 for tool in "${want[@]}"; do
   case $tool in
-    helm) run_step helm install_helm ;;
-    kwok) run_step kwok install_kwok ;;
-    etcd) run_step etcd install_etcd ;;
-    kubernetes) run_step kubernetes install_kubernetes ;;
-    argocd-crds) run_step argocd-crds install_argocd_crds ;;
-    argocd) run_step argocd install_argocd ;;
-    helm-docs) run_step helm-docs install_helm_docs ;;
-    versitygw) run_step versitygw install_versitygw ;;
-    kind) run_step kind install_kind ;;
-    coredns) run_step coredns install_coredns ;;
-    kafka) run_step kafka maven_jars kafka "$TOOLS_DIR/kafka/libs" ;;
-    spark-jars) run_step spark-jars maven_jars spark "$TOOLS_DIR/spark-jars" ;;
+    helm|kwok|etcd|kubernetes|argocd-crds|argocd|helm-docs|versitygw|kind|coredns|kafka|spark-jars) ;;
     *) log "unknown tool '$tool' (known: ${ALL[*]} kind coredns)"; exit 2 ;;
   esac
 done
+
+# install TOOL: its install step (run_step names it and its time).
+install() {
+  case $1 in
+    kafka) run_step kafka maven_jars kafka "$TOOLS_DIR/kafka/libs" ;;
+    spark-jars) run_step spark-jars maven_jars spark "$TOOLS_DIR/spark-jars" ;;
+    *) run_step "$1" "install_${1//-/_}" ;;
+  esac
+}
+
+# The tools are independent, and a cold install spends much of its time downloading
+# modules and jars and linking single-threaded: INSTALL_TOOLS_JOBS of them (default 3)
+# install at once, each into its own log, printed whole when it ends. The Go build and
+# module caches are safe to share between concurrent builds.
+jobs=${INSTALL_TOOLS_JOBS:-3}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+start=$SECONDS
+declare -A running=()  # pid -> tool
+failed=()
+reap() { # waits for one job to end; prints its log
+  local pid tool rc=0
+  wait -n -p pid "${!running[@]}" || rc=$?
+  tool=${running[$pid]}
+  unset "running[$pid]"
+  cat "$logs/$tool.log" >&2
+  [[ $rc -eq 0 ]] || failed+=("$tool")
+}
+for tool in "${want[@]}"; do
+  while [[ ${#running[@]} -ge $jobs ]]; do reap; done
+  install "$tool" >"$logs/$tool.log" 2>&1 &
+  running[$!]=$tool
+done
+while [[ ${#running[@]} -gt 0 ]]; do reap; done
+if [[ ${#failed[@]} -gt 0 ]]; then
+  log "FAILED: ${failed[*]} (their logs above); retry with: hack/install-tools.sh ${failed[*]}"
+  exit 1
+fi
 log "installed: $(cd "$STAMPS" && ls | tr '\n' ' ')"
 log "total $((SECONDS - start)) s; cache $(du -sh "$TOOLS_DIR" | cut -f1) in $TOOLS_DIR, Go module cache $(du -sh "$(go env GOMODCACHE)" 2>/dev/null | cut -f1)"

@@ -3,13 +3,16 @@
 # whatever failed. Exits non-zero if any suite failed (later suites still run, so one
 # failure does not hide another; the real node is always torn down).
 #
-# Two lanes after the main suite. The local platform's suite runs in the foreground; the
-# images suite, then the real node's, then its teardown run one after the other beside
-# it, each on ports and in a run directory of their own (LOCALPLATFORM_PORT_OFFSET,
-# LOCALPLATFORM_RUN_DIR; see README "Ports"): those suites mostly wait on Airflow, pods
-# and image builds, so the lanes overlap instead of adding up. The side lane's output is
-# printed, whole, after the platform suite's. TEST_SUITES_SERIAL=1 runs every suite one
-# after the other (in the order of the table).
+# Three lanes from the start, each on ports and in a run directory of its own
+# (LOCALPLATFORM_PORT_OFFSET, LOCALPLATFORM_RUN_DIR; see README "Ports"):
+#   1. the main suite, then the local platform's (default ports, in the foreground);
+#   2. the Spark job's tests and the benchmarks' smoke runs (their own data services);
+#   3. the images suite, then the real node's, then its teardown.
+# Measured on 2 cores, the main suite alone left half the CPU idle (its servers mostly
+# wait), and the other lanes wait on image builds, pods and Airflow: run side by side they
+# overlap instead of adding up. The background lanes' output is printed, whole, after the
+# foreground's. TEST_SUITES_SERIAL=1 runs every suite one after the other (in the order of
+# the table).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -19,18 +22,20 @@ export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --durations=15"
 RUN=$PWD/.run
 
 # name|command: the suites of each lane, in order.
-main_suites=(
-  "main (unit, chart, integration, spark, gitops, bench smoke)|$PYTEST -m 'not e2e and not images and not reliability and not node'"
-)
-platform_suites=(
+main='not e2e and not images and not reliability and not node'
+lane1=(
+  "main (unit, chart, integration, gitops)|$PYTEST -m '$main' --ignore=tests/spark --ignore=tests/bench"
   "local platform (e2e, reliability)|$MAKE --no-print-directory test-platform"
 )
-# The side lane's suites run one at a time, so they share one port offset.
-side_env="LOCALPLATFORM_PORT_OFFSET=400 LOCALPLATFORM_RUN_DIR=$RUN/side"
-side_suites=(
-  "images (beside the local platform)|LOCALPLATFORM_PORT_OFFSET=400 LOCALPLATFORM_RUN_DIR=$RUN/side/images $MAKE --no-print-directory test-images"
-  "real node (beside the local platform)|$side_env $MAKE --no-print-directory e2e-node"
-  "real node teardown|$side_env $MAKE --no-print-directory e2e-node-down"
+lane2=(
+  "Spark job, benchmark smoke (lane 2)|LOCALPLATFORM_PORT_OFFSET=800 LOCALPLATFORM_RUN_DIR=$RUN/lane2 $PYTEST -m '$main' tests/spark tests/bench"
+)
+# One suite at a time in lane 3, so its suites share one port offset.
+lane3_env="LOCALPLATFORM_PORT_OFFSET=400 LOCALPLATFORM_RUN_DIR=$RUN/lane3"
+lane3=(
+  "images (lane 3)|LOCALPLATFORM_PORT_OFFSET=400 LOCALPLATFORM_RUN_DIR=$RUN/lane3/images $MAKE --no-print-directory test-images"
+  "real node (lane 3)|$lane3_env $MAKE --no-print-directory e2e-node"
+  "real node teardown (lane 3)|$lane3_env $MAKE --no-print-directory e2e-node-down"
 )
 
 # run_lane FILE SUITE...: runs the suites one after the other, appending
@@ -50,20 +55,23 @@ run_lane() {
 
 records=$(mktemp)
 run_started=$(date +%s)
-run_lane "$records" "${main_suites[@]}"
 if [[ ${TEST_SUITES_SERIAL:-0} == 1 ]]; then
-  run_lane "$records" "${platform_suites[@]}" "${side_suites[@]}"
+  run_lane "$records" "${lane1[@]}" "${lane2[@]}" "${lane3[@]}"
 else
-  side_log=$(mktemp) side_records=$(mktemp)
-  echo "=== side lane (in the background, output below when the platform suite ends): ${side_suites[*]%%|*}"
-  run_lane "$side_records" "${side_suites[@]}" >"$side_log" 2>&1 &
-  side_pid=$!
-  run_lane "$records" "${platform_suites[@]}"
-  wait "$side_pid"
-  echo "=== output of the side lane"
-  cat "$side_log"
-  cat "$side_records" >>"$records"
-  rm -f "$side_log" "$side_records"
+  logs=$(mktemp -d)
+  echo "=== lanes 2 and 3 in the background (their output below when lane 1 ends)"
+  run_lane "$logs/2.records" "${lane2[@]}" >"$logs/2.log" 2>&1 &
+  lane2_pid=$!
+  run_lane "$logs/3.records" "${lane3[@]}" >"$logs/3.log" 2>&1 &
+  lane3_pid=$!
+  run_lane "$records" "${lane1[@]}"
+  wait "$lane2_pid" "$lane3_pid"
+  for lane in 2 3; do
+    echo "=== output of lane $lane"
+    cat "$logs/$lane.log"
+    cat "$logs/$lane.records" >>"$records"
+  done
+  rm -rf "$logs"
 fi
 
 total=$(( $(date +%s) - run_started ))
@@ -77,5 +85,5 @@ while IFS='|' read -r name seconds rc; do
   printf '%-58s %8d  %s\n' "$name" "$seconds" "$result"
 done <"$records"
 rm -f "$records"
-printf '%-58s %8d  (%d min %d s; suites in the two lanes overlap)\n' "total (wall clock)" "$total" $(( total / 60 )) $(( total % 60 ))
+printf '%-58s %8d  (%d min %d s; suites in lanes overlap)\n' "total (wall clock)" "$total" $(( total / 60 )) $(( total % 60 ))
 exit "$failed"

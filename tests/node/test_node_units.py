@@ -29,6 +29,25 @@ def test_cluster_dns_and_pod_network_line_up_with_the_control_plane(tmp_path: Pa
     assert len(node.config.bridge) <= 15  # IFNAMSIZ
 
 
+def test_a_node_whose_tools_were_never_built_can_still_be_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node-up that failed while building CoreDNS must not leave e2e-node-down unable to
+    stop what it had started (down() lists the node's processes; it needs no binary)."""
+    from localplatform import paths
+
+    monkeypatch.setattr(paths, "TOOLS_BIN", tmp_path / "empty-bin")
+    cluster = Cluster(ClusterConfig(run_dir=tmp_path / "cluster"))
+    node = Node(NodeConfig(run_dir=tmp_path / "node"), cluster=cluster)
+    assert {name: proc.running() for name, proc in node.processes().items()} == {
+        "containerd": False,
+        "forwarder": False,
+        "kube-proxy": False,
+        "coredns": False,
+        "kubelet": False,
+    }
+
+
 def test_forward_mappings_parse_and_reject_garbage() -> None:
     assert parse("10.213.0.1:5432=127.0.0.1:15432") == ("10.213.0.1", 5432, "127.0.0.1", 15432)
     for bad in ("10.213.0.1:5432", "10.213.0.1:x=127.0.0.1:1", "=127.0.0.1:1"):

@@ -51,6 +51,10 @@ MANAGED_BY = "localplatform-node"
 CONTAINERD_NAMESPACE = "k8s.io"
 
 
+#: The pinned binaries the node runs (hack/install-tools.sh kubernetes coredns).
+NODE_TOOLS = ("kubelet", "kube-proxy", "coredns")
+
+
 @dataclass(frozen=True)
 class NodePorts:
     """Ports of the node's servers (see paths.port: LOCALPLATFORM_PORT_<NAME> / _OFFSET)."""
@@ -109,6 +113,8 @@ class Node:
 
     # -- processes --------------------------------------------------------------------
     def processes(self) -> dict[str, procs.Proc]:
+        """The node's servers. Their binaries are not checked here (up() does): stopping
+        a node whose start failed before a tool was built must still work."""
         run, p = self.run_dir, self.config.ports
         return {
             "containerd": procs.Proc(
@@ -127,20 +133,20 @@ class Node:
             ),
             "kube-proxy": procs.Proc(
                 "kube-proxy",
-                [paths.tool("kube-proxy"), f"--config={run / 'kube-proxy.yaml'}", "--v=1"],
+                [paths.TOOLS_BIN / "kube-proxy", f"--config={run / 'kube-proxy.yaml'}", "--v=1"],
                 run,
                 ports=(p.proxy_healthz, p.proxy_metrics),
             ),
             "coredns": procs.Proc(
                 "coredns",
-                [paths.tool("coredns"), "-conf", run / "Corefile"],
+                [paths.TOOLS_BIN / "coredns", "-conf", run / "Corefile"],
                 run,
                 ports=(p.dns_health, p.dns_ready),
             ),
             "kubelet": procs.Proc(
                 "kubelet",
                 [
-                    paths.tool("kubelet"),
+                    paths.TOOLS_BIN / "kubelet",
                     f"--config={run / 'kubelet.yaml'}",
                     f"--kubeconfig={run / 'kubelet.kubeconfig'}",
                     f"--root-dir={self.kubelet_dir}",
@@ -169,6 +175,8 @@ class Node:
                 raise FileNotFoundError(f"{binary} is missing: run `make node-deps`")
         if not Path("/usr/lib/cni/bridge").exists():
             raise FileNotFoundError("/usr/lib/cni/bridge is missing: run `make node-deps`")
+        for tool in NODE_TOOLS:
+            paths.tool(tool)  # raises with the fix (processes() does not: down needs none)
         with procs.file_lock(self.run_dir / "lock"):
             self._save_forwards(self._saved_forwards() if forwards is None else forwards)
             self._write_pki()

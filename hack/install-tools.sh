@@ -266,7 +266,8 @@ install() {
 # The tools are independent, and a cold install spends much of its time downloading
 # modules and jars and linking single-threaded: INSTALL_TOOLS_JOBS of them (default 3)
 # install at once, each into its own log, printed whole when it ends. The Go build and
-# module caches are safe to share between concurrent builds.
+# module caches are safe to share between concurrent builds; Maven's local repository is
+# not promised to be, so the Maven jars install one after the other, in one job.
 jobs=${INSTALL_TOOLS_JOBS:-3}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
@@ -278,10 +279,22 @@ reap() { # waits for one job to end; prints its log
   wait -n -p pid "${!running[@]}" || rc=$?
   tool=${running[$pid]}
   unset "running[$pid]"
-  cat "$logs/$tool.log" >&2
+  cat "$logs/${tool// /+}.log" >&2
   [[ $rc -eq 0 ]] || failed+=("$tool")
 }
+go_tools=() maven_tools=()
 for tool in "${want[@]}"; do
+  case $tool in
+    kafka|spark-jars) maven_tools+=("$tool") ;;
+    *) go_tools+=("$tool") ;;
+  esac
+done
+if [[ ${#maven_tools[@]} -gt 0 ]]; then
+  label="${maven_tools[*]}"
+  (for tool in "${maven_tools[@]}"; do install "$tool"; done) >"$logs/${label// /+}.log" 2>&1 &
+  running[$!]=$label
+fi
+for tool in "${go_tools[@]}"; do
   while [[ ${#running[@]} -ge $jobs ]]; do reap; done
   install "$tool" >"$logs/$tool.log" 2>&1 &
   running[$!]=$tool

@@ -63,13 +63,14 @@ def data_services() -> Iterator[LocalServices]:
         assert procs.pids_under(services.run_dir) == [], "a data service outlived its fixture"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def argocd(local_cluster: Cluster, data_services: LocalServices) -> Iterator[ArgoCD]:
     """Argo CD (application controller + repo-server, with the data services' Redis) and
     its Git server, as local processes against the local cluster.
 
-    Reuses an Argo CD started by `make argocd-up`; otherwise starts one for the session,
-    stops it afterwards and asserts that no process is left behind.
+    Reuses an Argo CD started by `make argocd-up`; otherwise starts one for the module
+    (only tests/gitops uses it: its controller kept reconciling, about 6 % of a core, for
+    the rest of a session), stops it afterwards and asserts that no process is left behind.
     """
     argo = ArgoCD(cluster=local_cluster, services=data_services)
     already_up = argo.is_up()

@@ -248,10 +248,9 @@ ALL=(helm kwok etcd kubernetes argocd-crds argocd helm-docs versitygw kafka spar
 # Not in ALL: kind (users with Docker), coredns (the real node, make node-up).
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${ALL[@]}")
 for tool in "${want[@]}"; do
-  case $tool in
-    helm|kwok|etcd|kubernetes|argocd-crds|argocd|helm-docs|versitygw|kind|coredns|kafka|spark-jars) ;;
-    *) log "unknown tool '$tool' (known: ${ALL[*]} kind coredns)"; exit 2 ;;
-  esac
+  # A tool is known if install() can install it: Maven jars, or an install_<tool> function.
+  [[ $tool == kafka || $tool == spark-jars ]] || declare -F "install_${tool//-/_}" >/dev/null \
+    || { log "unknown tool '$tool' (known: ${ALL[*]} kind coredns)"; exit 2; }
 done
 
 # install TOOL: its install step (run_step names it and its time).

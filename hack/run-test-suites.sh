@@ -45,12 +45,22 @@ run_suites() {
     bash -c "$command"
     rc=$?
     echo "$name|$(( $(date +%s) - started ))|$rc" >>"$file"
-    echo "=== suite ended: $name (rc $rc)"
+    echo "=== suite ended: $name (rc $rc, $(( $(date +%s) - started )) s; $(( $(date +%s) - run_started )) s since make test began)"
   done
 }
 
 records=$(mktemp)
 run_started=$(date +%s)
+# A CI run stopped at its time limit still says where the time went: on TERM or INT the
+# suites that ended so far (and those running, with their time so far) are printed.
+print_so_far() {
+  trap - TERM INT
+  echo
+  echo "=== make test stopped after $(( $(date +%s) - run_started )) s; suites that ended:"
+  cat "$records" ${logs:+"$logs"/*.records} 2>/dev/null | awk -F'|' '{printf "  %-56s %8d  rc %s\n", $1, $2, $3}'
+  exit 143
+}
+trap print_so_far TERM INT
 if [[ ${TEST_SUITES_SERIAL:-0} == 1 ]]; then
   run_suites "$records" "$first" "${beside[@]}"
 else

@@ -241,3 +241,38 @@ def test_a_stale_or_missing_head_still_gives_the_newest_claim(
     assert (
         OffsetLedger(s3, StagingLocation("staging", location.prefix + "-none")).last(topic) is None
     )
+
+
+def test_the_ledger_head_is_read_whole_while_other_runs_rewrite_it(
+    data_services: LocalServices, location: StagingLocation
+) -> None:
+    """Every run rewrites the head after its claim, while other runs read it. A read that
+    raced an overwrite on the S3 server (the body of one version, the checksum of another:
+    botocore's FlexibleChecksumError) is read again, not a failed claim (CI, 2026-12-03:
+    one of three concurrent runs died on it)."""
+    from orders_etl.staging.ledger import OffsetLedger
+
+    ledger = OffsetLedger(data_services.s3.client(), location)
+    topic = "ledger-head"
+    stop = threading.Event()
+    written: set[int] = set()
+
+    def rewrite() -> None:
+        for seq in itertools.cycle([7, 1_000_000_007, 42, 123_456_789_012]):
+            if stop.is_set():
+                return
+            written.add(seq)
+            ledger.advance_head(topic, seq)
+
+    ledger.advance_head(topic, 7)
+    writers = [threading.Thread(target=rewrite) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    try:
+        seen = [ledger.head(topic) for _ in range(400)]
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(30)
+    assert set(seen) <= written | {7}
+    assert len(set(seen)) > 1, "the head never changed while it was read: the race was not run"

@@ -16,13 +16,18 @@ sequence key stays the only arbiter. A ledger without a head is listed whole onc
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from orders_contract.staging import StagingLocation
 
+log = logging.getLogger(__name__)
+
+#: How often a read that came back torn by a concurrent overwrite is made (get_text).
+TORN_READ_TRIES = 5
 #: How many ledger entries a retry scans backwards for its own claim.
 LEDGER_SCAN_LIMIT = 200
 #: How far the newest claim may be past the head before a reader moves the head up.
@@ -30,13 +35,30 @@ LEDGER_HEAD_LAG = 50
 
 
 def get_text(s3: Any, bucket: str, key: str) -> str | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return None
-        raise
-    return str(body.read().decode())
+    """The object's text, None if there is none.
+
+    An object overwritten while it is read (the head, rewritten after every claim) can come
+    back torn from an S3 server whose overwrites are not atomic to readers (versitygw's
+    posix backend does this): the body of one version with the checksum of the other,
+    which botocore refuses (FlexibleChecksumError). That read is made again; only a
+    mismatch on every try is raised."""
+    for attempt in range(1, TORN_READ_TRIES + 1):
+        try:
+            return str(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        except FlexibleChecksumError:
+            if attempt == TORN_READ_TRIES:
+                raise
+            log.info(
+                "s3://%s/%s changed while it was read (try %d); reading it again",
+                bucket,
+                key,
+                attempt,
+            )
+    raise AssertionError("unreachable")
 
 
 def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:

@@ -25,6 +25,7 @@ from localplatform.spark import spark_jars
 from orders_contract.catalog import spark_conf
 from orders_contract.metrics import JobMetrics
 from orders_contract.staging import StagingLocation
+from spark_operator_standin.submit import local_spark_env
 
 pytestmark = pytest.mark.integration
 
@@ -463,7 +464,7 @@ def test_spark_submit_runs_the_job_like_the_spark_application(
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
     command += [str(SPARK_JOBS / "main.py"), *lake.args("s1", manifests, metrics_uri)]
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env = {**os.environ, **local_spark_env()}
     env.pop("PYTHONPATH", None)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=420)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localplatform import paths
+from spark_operator_standin.submit import LOCAL_JVM_OPTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -29,6 +30,7 @@ def local_session(conf: dict[str, str], app_name: str = "orders-etl-local") -> S
         .appName(app_name)
         .config("spark.jars", ",".join(str(j) for j in spark_jars()))
         .config("spark.driver.memory", "1g")
+        .config("spark.driver.extraJavaOptions", LOCAL_JVM_OPTIONS)
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.bindAddress", "127.0.0.1")

@@ -6,11 +6,14 @@
 node-deps: ## Install containerd, runc, the CNI plugins, iptables and conntrack (apt-get, only if missing)
 	hack/install-debian-packages.sh node
 
-.PHONY: node-up
-node-up: cluster-up node-deps images-deps ## Start a real node (containerd, kubelet, kube-proxy, CoreDNS) and load the images into it (built if stale)
+.PHONY: node-prepare
+node-prepare: node-deps images-deps ## Build what node-up needs and no server: CoreDNS, the node's images (if stale) and their archives; make test does it beside the main suite
 	hack/install-tools.sh kubernetes coredns
 	hack/build-images.sh build pause airflow-local spark spark-operator-standin
 	hack/build-images.sh export pause airflow-local spark spark-operator-standin
+
+.PHONY: node-up
+node-up: cluster-up node-prepare ## Start a real node (containerd, kubelet, kube-proxy, CoreDNS) and load the images into it (built if stale)
 	$(PY) -m localplatform.node up
 
 .PHONY: node-down

@@ -3,19 +3,20 @@
 # whatever failed. Exits non-zero if any suite failed (later suites still run, so one
 # failure does not hide another; the real node is always torn down).
 #
-# Two phases, each a suite in the foreground and lanes of suites beside it, every lane on
+# Phases, each a suite in the foreground and lanes of suites beside it, every lane on
 # ports and in a run directory of its own (LOCALPLATFORM_PORT_OFFSET, LOCALPLATFORM_RUN_DIR;
 # README "Ports"). The lanes' output is printed, whole, after the foreground suite's.
-#   1. The main suite; beside it the Spark job's tests with the benchmarks' smoke runs,
-#      and the images suite followed by what the real node needs built (CoreDNS, the
+#   1. The main suite; beside it the Spark job's tests with the benchmarks' smoke runs and
+#      the alerting plugin's (beside_main), and the images suite followed by what the real node needs built (CoreDNS, the
 #      airflow-local image, the archives; node-up then finds them fresh). Alone, the main
 #      suite left 47 % of the 2 cores idle; together the three keep both cores busy.
-#   2. The local platform's suite (TEST_SUITES_NODE=beside: the real node's beside it,
-#      offset 1200). Each brings up a whole platform that mostly waits (measured
-#      2026-12-04: the platform's suite left 45-75 % of the CPU idle); their idle cost
-#      (schedulers, API servers, brokers) grows with wall time, so they never share the
-#      machine with the CPU-bound first phase (measured 2026-12-03: 2-3x stretched).
-#   Then the real node's suite (unless beside), and its teardown, always.
+#   2. The local platform's suite, alone. 3. The real node's, alone, and its teardown.
+#   Each of these two brings up a whole platform that mostly waits (the platform's suite
+#   left 45-75 % of the CPU idle), but its idle cost (schedulers, API servers, brokers)
+#   grows with its wall time: beside the first phase (2026-12-03) they stretched 2-3x, and
+#   beside each other (2026-12-04) both cores were saturated, helm install on the node
+#   took 204 s instead of 79 s and the platform's suite had run 2 of its 9 tests after
+#   21 min (5 alone): no faster than one after the other.
 # TEST_SUITES_SERIAL=1 runs every suite one after the other (in the order of the table).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,26 +26,24 @@ PYTEST=${PYTEST:-.venv/bin/pytest}
 export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --durations=15"
 RUN=$PWD/.run
 main='not e2e and not images and not reliability and not node'
-node_beside=${TEST_SUITES_NODE:-alone}
+
+# The main suite's tests that run in a lane beside it instead: the Spark job's (their own
+# data services), the benchmarks' smoke runs, and the alerting plugin's (their own
+# Airflow on sqlite; 190 s the main suite was the longest of the first phase for).
+beside_main=(tests/spark tests/bench tests/integration/alerting)
 
 # Suites: "name|command".
-main_suite="main (unit, chart, integration, gitops)|$PYTEST -m '$main' --ignore=tests/spark --ignore=tests/bench"
+main_suite="main (unit, chart, integration, gitops)|$PYTEST -m '$main'$(printf ' --ignore=%s' "${beside_main[@]}")"
 lane_spark=(
-  "Spark job, benchmark smoke (beside main)|LOCALPLATFORM_PORT_OFFSET=800 LOCALPLATFORM_RUN_DIR=$RUN/beside-spark $PYTEST -m '$main' tests/spark tests/bench"
+  "Spark job, benchmark smoke, alerting (beside main)|LOCALPLATFORM_PORT_OFFSET=800 LOCALPLATFORM_RUN_DIR=$RUN/beside-spark $PYTEST -m '$main' ${beside_main[*]}"
 )
 lane_images=(
   "images (beside main)|LOCALPLATFORM_PORT_OFFSET=400 LOCALPLATFORM_RUN_DIR=$RUN/beside-images $MAKE --no-print-directory test-images"
   "real node: CoreDNS, images, archives (beside main)|$MAKE --no-print-directory node-prepare"
 )
 platform_suite="local platform (e2e, reliability)|$MAKE --no-print-directory test-platform"
-if [[ $node_beside == beside ]]; then
-  node_env="LOCALPLATFORM_PORT_OFFSET=1200 LOCALPLATFORM_RUN_DIR=$RUN/beside-node"
-  node_where=" (beside the platform)"
-else
-  node_env="" node_where=""
-fi
-lane_node=("real node$node_where|$node_env $MAKE --no-print-directory e2e-node")
-node_down="real node teardown|$node_env $MAKE --no-print-directory e2e-node-down"
+node_suite="real node|$MAKE --no-print-directory e2e-node"
+node_down="real node teardown|$MAKE --no-print-directory e2e-node-down"
 
 # run_suites FILE SUITE...: runs the suites one after the other, appending
 # "name|seconds|rc" per suite to FILE.
@@ -106,13 +105,8 @@ run_phase() {
 }
 
 run_phase "$main_suite" lane_spark lane_images
-if [[ $node_beside == beside ]]; then
-  run_phase "$platform_suite" lane_node
-else
-  run_phase "$platform_suite"
-  run_suites "$records" "${lane_node[@]}"
-fi
-run_suites "$records" "$node_down"
+run_phase "$platform_suite"
+run_suites "$records" "$node_suite" "$node_down"
 
 total=$(( $(date +%s) - run_started ))
 failed=0

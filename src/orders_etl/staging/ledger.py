@@ -42,7 +42,8 @@ def get_text(s3: Any, bucket: str, key: str) -> str | None:
     posix backend does this): the body of one version with the checksum of the other,
     which botocore refuses (FlexibleChecksumError). That read is made again; only a
     mismatch on every try is raised."""
-    for attempt in range(1, TORN_READ_TRIES + 1):
+    attempt = 1
+    while True:
         try:
             return str(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
         except ClientError as error:
@@ -58,7 +59,7 @@ def get_text(s3: Any, bucket: str, key: str) -> str | None:
                 key,
                 attempt,
             )
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:

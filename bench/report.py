@@ -181,7 +181,10 @@ The Spark stage taken apart: "outside the job" is spark_transform minus the job'
 time (its session start and its run), that is the submission, the driver's JVM start
 and stop and the wait's hand-over back to Airflow; then each step of the job
 (`orders_cdc.job`, its metrics document's `step_seconds`) with the Spark jobs it ran in
-brackets (Spark's status tracker, `step_spark_jobs`).
+brackets (Spark's status tracker, `step_spark_jobs`). The read and parse of the staged
+objects starts with manifests_and_tables and runs beside it (since 2026-12-04): a Spark
+job counts in the step it ended in, and read_and_parse is what was left of it after the
+tables were ready.
 
 {e2e.profile_summary(body)}
 

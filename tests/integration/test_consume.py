@@ -276,3 +276,51 @@ def test_the_ledger_head_is_read_whole_while_other_runs_rewrite_it(
             writer.join(30)
     assert set(seen) <= written
     assert len(set(seen)) > 1, "the head never changed while it was read: the race was not run"
+
+
+class RecordingConsumer:
+    """A real Consumer that records what each consume() asked for (a spy, not a mock:
+    every call goes to the broker)."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self.asked: list[int] = []
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        self.asked.append(num_messages)
+        return self._consumer.consume(num_messages=num_messages, timeout=timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+
+def test_a_range_is_read_without_asking_for_more_messages_than_it_holds(
+    data_services: LocalServices, topic: str, location: StagingLocation
+) -> None:
+    """consume() returns when it has the messages it was asked for, or after its timeout:
+    asking for more than the range still holds waits out the timeout (a second per
+    partition per run). Before the fix the first call of each partition asked for
+    `end - position` with the position not known yet (OFFSET_INVALID, -1001)."""
+    produce(data_services, topic, 0, 30)
+    spies: list[RecordingConsumer] = []
+
+    def factory() -> Consumer:
+        spy = RecordingConsumer(
+            Consumer(
+                {
+                    "bootstrap.servers": data_services.kafka.bootstrap,
+                    "group.id": "orders-etl-staging-test",
+                    "enable.auto.commit": False,
+                }
+            )
+        )
+        spies.append(spy)
+        return spy  # type: ignore[return-value]
+
+    manifest = stager(data_services, location, consumer_factory=factory).stage("b1", topic)
+    assert manifest.rows == 31
+    assert len(read_values(data_services, manifest)) == 31
+    asked = [n for spy in spies for n in spy.asked]
+    held = sorted(p.end_offset - p.start_offset for p in manifest.partitions if p.rows)
+    assert asked, "nothing was consumed"
+    assert max(asked) <= max(held), f"asked for {asked}, the ranges hold {held}"

@@ -307,7 +307,11 @@ class TopicStager:
         deadline = time.monotonic() + self._timeout
         with pq.ParquetWriter(path, schema, compression="zstd") as writer:
             while True:
+                # Before the first message the consumer knows no position (OFFSET_INVALID):
+                # the range starts where it was assigned.
                 position = consumer.position([TopicPartition(topic, partition)])[0].offset
+                if position < 0:
+                    position = start
                 if position >= end:
                     break
                 if time.monotonic() > deadline:

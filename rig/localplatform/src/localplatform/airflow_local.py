@@ -29,7 +29,6 @@ class AirflowLocalConfig:
     api_port: int = paths.port_field("airflow_api", 28080)
     schedulers: int = 2
     triggerers: int = 2
-    worker_concurrency: int = 2
 
 
 class LocalAirflow:
@@ -68,7 +67,6 @@ class LocalAirflow:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.run_dir / "logs"),
             "AIRFLOW__LOGGING__REMOTE_LOGGING": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.config.worker_concurrency),
             "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
             **self.config.env,
         }
@@ -96,15 +94,10 @@ class LocalAirflow:
         ]
         result += [proc(f"scheduler-{i}", "scheduler") for i in range(self.config.schedulers)]
         result += [proc(f"triggerer-{i}", "triggerer") for i in range(self.config.triggerers)]
-        result.append(
-            proc(
-                "celery-worker",
-                "celery",
-                "worker",
-                "--concurrency",
-                str(self.config.worker_concurrency),
-            )
-        )
+        # Its task slots are the chart's (`[celery] worker_concurrency` in airflow_cfg,
+        # workers.concurrency: 4 in values/local.yaml): a run's three consume tasks start
+        # at once, as on the chart's workers (the rig's own 2 made the third wait for a slot).
+        result.append(proc("celery-worker", "celery", "worker"))
         return result
 
     def cli(self, *args: str, timeout: float = 300) -> str:

@@ -19,8 +19,8 @@ import datetime as dt
 import os
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from orders_cdc import bronze, gold, maintenance, silver
 from orders_cdc.documents import (
@@ -55,8 +55,6 @@ from orders_contract.topics import DEFAULT_TOPICS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-_T = TypeVar("_T")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -179,33 +177,6 @@ class _Steps:
         self._last, self._last_jobs = now, jobs
 
 
-class _Background:
-    """`work()` in a thread of its own that inherits the job group (pyspark's
-    InheritableThread); `result()` waits for it and re-raises what it raised."""
-
-    def __init__(self, work: Callable[[], _T]) -> None:
-        from pyspark import InheritableThread
-
-        self._value: _T | None = None
-        self._error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                self._value = work()
-            except BaseException as error:  # handed to result()'s caller
-                self._error = error
-
-        self._thread = InheritableThread(target, name="orders-cdc-read", daemon=True)
-        self._thread.start()
-
-    def result(self) -> _T:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
-
-
 def size_shuffles(spark: SparkSession, rows: int) -> int:
     """spark.sql.shuffle.partitions for a batch of `rows`: one per
     ROWS_PER_SHUFFLE_PARTITION, at least two per core (Spark's default parallelism), at
@@ -295,6 +266,7 @@ def run(
     """Process one batch; returns the metrics document (also written to --metrics-uri).
     `session_seconds`: how long getting the Spark session took (main), reported as the
     step `session_start`."""
+    from pyspark import inheritable_thread_target
     from pyspark.sql import functions as F
 
     args = parse_args(argv)
@@ -313,18 +285,22 @@ def run(
     shuffle_partitions = size_shuffles(spark, sum(t.rows for t in staged.values()))
     # The staged objects are read and parsed (on Python workers, the first of which take
     # seconds to start) while the driver creates or loads the tables (catalog round
-    # trips): neither needs the other. The parse's Spark jobs count in the step they end in.
-    reading = _Background(
-        lambda: {table: _parsed_topic(spark, staged.get(table), table, s3) for table in TABLES}
-    )
-    ensure_tables(spark, tables)
-    steps.done("manifests_and_tables")
+    # trips): neither needs the other. The thread inherits the job group (pyspark's
+    # inheritable_thread_target); the parse's Spark jobs count in the step they end in.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orders-cdc-read") as pool:
+        reading = pool.submit(
+            inheritable_thread_target(
+                lambda: {t: _parsed_topic(spark, staged.get(t), t, s3) for t in TABLES}
+            )
+        )
+        ensure_tables(spark, tables)
+        steps.done("manifests_and_tables")
+        parsed: dict[str, DataFrame] = reading.result()
 
     # Each table's topic is the one its manifest names (the deployment's kafka.topics);
     # a table with no manifest in the batch is reported under its default topic.
     topic_of = {t: staged[t].topic if t in staged else DEFAULT_TOPICS[t] for t in TABLES}
     topics: dict[str, TopicCounts] = {}
-    parsed: dict[str, DataFrame] = reading.result()
     ranges: dict[str, TimestampRanges] = {}
     for table in TABLES:
         topics[topic_of[table]], ranges[table] = _topic_counts(

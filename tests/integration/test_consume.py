@@ -41,23 +41,24 @@ def produce(services: LocalServices, topic: str, start: int, count: int) -> None
     assert producer.flush(30) == 0
 
 
+def staging_consumer(services: LocalServices) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": services.kafka.bootstrap,
+            "group.id": "orders-etl-staging-test",
+            "enable.auto.commit": False,
+        }
+    )
+
+
 def stager(
     services: LocalServices,
     location: StagingLocation,
     s3: Any = None,
     consumer_factory: Callable[[], Consumer] | None = None,
 ) -> TopicStager:
-    def factory() -> Consumer:
-        return Consumer(
-            {
-                "bootstrap.servers": services.kafka.bootstrap,
-                "group.id": "orders-etl-staging-test",
-                "enable.auto.commit": False,
-            }
-        )
-
     return TopicStager(
-        consumer_factory or factory,
+        consumer_factory or (lambda: staging_consumer(services)),
         s3 or services.s3.client(),
         location,
         group_id="orders-etl-staging-test",
@@ -305,15 +306,7 @@ def test_a_range_is_read_without_asking_for_more_messages_than_it_holds(
     spies: list[RecordingConsumer] = []
 
     def factory() -> Consumer:
-        spy = RecordingConsumer(
-            Consumer(
-                {
-                    "bootstrap.servers": data_services.kafka.bootstrap,
-                    "group.id": "orders-etl-staging-test",
-                    "enable.auto.commit": False,
-                }
-            )
-        )
+        spy = RecordingConsumer(staging_consumer(data_services))
         spies.append(spy)
         return spy  # type: ignore[return-value]
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +28,10 @@ from orders_contract.staging import StagingLocation
 
 log = logging.getLogger(__name__)
 
-#: How often a read that came back torn by a concurrent overwrite is made (get_text).
-TORN_READ_TRIES = 5
+#: How long a read that keeps coming back torn by concurrent overwrites is made again
+#: (get_text), and the longest pause between two reads (jittered, doubling from 5 ms).
+TORN_READ_SECONDS = 30.0
+TORN_READ_MAX_PAUSE = 0.5
 #: How many ledger entries a retry scans backwards for its own claim.
 LEDGER_SCAN_LIMIT = 200
 #: How far the newest claim may be past the head before a reader moves the head up.
@@ -40,8 +44,11 @@ def get_text(s3: Any, bucket: str, key: str) -> str | None:
     An object overwritten while it is read (the head, rewritten after every claim) can come
     back torn from an S3 server whose overwrites are not atomic to readers (versitygw's
     posix backend does this): the body of one version with the checksum of the other,
-    which botocore refuses (FlexibleChecksumError). That read is made again; only a
-    mismatch on every try is raised."""
+    which botocore refuses (FlexibleChecksumError). That read is made again after a short
+    jittered pause, so that a reader stops landing in the writers' rhythm; only an object
+    still torn after TORN_READ_SECONDS is raised. (A fixed five tries failed in CI on a
+    loaded machine: four torn reads in a row, then the error.)"""
+    deadline = time.monotonic() + TORN_READ_SECONDS
     attempt = 1
     while True:
         try:
@@ -51,14 +58,18 @@ def get_text(s3: Any, bucket: str, key: str) -> str | None:
                 return None
             raise
         except FlexibleChecksumError:
-            if attempt == TORN_READ_TRIES:
+            pause = min(TORN_READ_MAX_PAUSE, 0.005 * 2 ** (attempt - 1))
+            pause *= random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not a secret)
+            if time.monotonic() + pause > deadline:
                 raise
             log.info(
-                "s3://%s/%s changed while it was read (try %d); reading it again",
+                "s3://%s/%s changed while it was read (try %d); reading it again in %.3f s",
                 bucket,
                 key,
                 attempt,
+                pause,
             )
+            time.sleep(pause)
             attempt += 1
 
 

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -43,6 +42,7 @@ from orders_etl.staging.ledger import (
     OffsetLedger,
     get_text,
 )
+from orders_etl.staging.row_group import PARQUET_OPTIONS, RowGroup
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,9 +66,6 @@ _TRANSIENT_BROKER_ERRORS = frozenset(
         KafkaError._ALL_BROKERS_DOWN,
     }
 )
-
-#: Messages buffered before a row group is flushed to the Parquet file.
-ROW_GROUP_ROWS = 100_000
 
 
 class TopicStager:
@@ -302,10 +299,10 @@ class TopicStager:
     ) -> int:
         consumer.assign([TopicPartition(topic, partition, start)])
         schema = parquet_schema()
-        columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        group = RowGroup(topic, partition, end)
         rows = 0
         deadline = time.monotonic() + self._timeout
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
             while True:
                 # Before the first message the consumer knows no position (OFFSET_INVALID):
                 # the range starts where it was assigned.
@@ -323,26 +320,14 @@ class TopicStager:
                 # it has that many, instead of waiting out its timeout for a full 10,000
                 # (one second per partition per run; bench/consume.py measured it).
                 wanted = min(10_000, end - position)
-                for message in consumer.consume(num_messages=wanted, timeout=1.0):
-                    if message.error() is not None:
-                        raise StagingError(f"{topic}[{partition}]: {message.error()}")
-                    offset = message.offset()
-                    if offset is None or offset >= end:
-                        continue
-                    ts_type, ts = message.timestamp()
-                    columns["topic"].append(topic)
-                    columns["partition"].append(partition)
-                    columns["offset"].append(offset)
-                    columns["kafka_timestamp_ms"].append(ts if ts_type else None)
-                    columns["key"].append(message.key())
-                    columns["value"].append(message.value())
-                    rows += 1
+                kept = group.add(consumer.consume(num_messages=wanted, timeout=1.0))
+                if kept:
+                    rows += kept
                     deadline = time.monotonic() + self._timeout
-                if len(columns["offset"]) >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.table(columns, schema=schema))
-                    columns = {name: [] for name in schema.names}
-            if columns["offset"]:
-                writer.write_table(pa.table(columns, schema=schema))
+                if group.full:
+                    writer.write_table(group.flush(schema))
+            if group.rows:
+                writer.write_table(group.flush(schema))
         consumer.unassign()
         return rows
 

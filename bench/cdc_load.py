@@ -13,7 +13,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 
 from localplatform import cdc_events
-from orders_etl.hooks.kafka_staging import STAGING_CONSUMER_SETTINGS
+from orders_etl.staging.consumer_settings import STAGING_CONSUMER_SETTINGS
 
 #: Events per order the generator makes (measured: 57,295 events for 10,000 orders).
 EVENTS_PER_ORDER = 5.7

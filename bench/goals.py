@@ -59,11 +59,13 @@ def _waits(body: dict[str, Any] | None, mode: str) -> dict[str, Any] | None:
     return sizes[0] if sizes else None
 
 
-def _consume_ratio(body: dict[str, Any] | None) -> float | None:
-    if not body:
+def _consume_ratio(body: dict[str, Any] | None, field: str = "cpu_seconds") -> float | None:
+    """project / raw CPU: `cpu_seconds` is each variant's whole process (as issue 25's
+    figure was taken), `consume_cpu_seconds` the consume work alone (absent before)."""
+    if not body or field not in body["variants"]["raw"]:
         return None
     variants = body["variants"]
-    return float(variants["project"]["cpu_seconds"]) / float(variants["raw"]["cpu_seconds"])
+    return float(variants["project"][field]) / float(variants["raw"][field])
 
 
 def _s(value: float | None) -> str:
@@ -151,6 +153,16 @@ def rows(now: Figures, before: Figures) -> list[list[str]]:
         "not measured" if ratio_now is None else f"{ratio_now:.1f}x",
         "<= 1.5x",
         None if ratio_now is None else ratio_now <= 1.5,
+    )
+    work_now = _consume_ratio(now.get("consume"), "consume_cpu_seconds")
+    work_before = _consume_ratio(before.get("consume"), "consume_cpu_seconds")
+    add(
+        "the same, the consume work alone (without the process's start and imports, "
+        "which the row above counts in both)",
+        "not measured" if work_before is None else f"{work_before:.1f}x",
+        "not measured" if work_now is None else f"{work_now:.1f}x",
+        "<= 1.5x",
+        None if work_now is None else work_now <= 1.5,
     )
     return out
 

@@ -84,7 +84,7 @@ _READING = """\
   that first run spends the extra seconds on was not measured separately.
 - **Consume, memory.** Peak RSS is each process's own VmHWM (a child's `ru_maxrss`
   would start from the benchmark's own RSS at fork time). The project holds up to
-  100,000 messages per row group (`ROW_GROUP_ROWS`) plus pyarrow and librdkafka's
+  100,000 messages or 256 MiB per row group (`orders_etl.staging.row_group`) plus librdkafka's
   prefetch queue; the capstone design holds every event of a topic as a Python dict,
   then the whole JSON body, so its memory grows with the batch.
 - **Triggerer.** All the waits share one event loop. Each `SparkApplicationTrigger`
@@ -113,6 +113,20 @@ _READING = """\
   which Airflow imports to normalize the `s3://` staging asset's URI (the Amazon
   provider's asset module imports its S3 hook at the top).
 """
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _consume_work(variants: dict[str, Any], events: int) -> str:
+    if "consume_cpu_seconds" not in variants["raw"]:
+        return " (not measured in this run)"
+    per = {k: 1e6 * v["consume_cpu_seconds"] / events for k, v in variants.items()}
+    return (
+        f": project {per['project']:.1f} µs per event, raw {per['raw']:.1f} µs, "
+        f"**{per['project'] / per['raw']:.1f}x**"
+    )
 
 
 def _machines(found: dict[str, dict[str, Any] | None]) -> str:
@@ -144,7 +158,9 @@ def _section(name: str, body: dict[str, Any] | None) -> str:
         return f"""## Consume stage: Kafka -> S3 staging ({size})
 
 `python -m bench.consume`. Each variant reads every event of three fresh topics from the
-local Kafka broker, in its own process (its own peak RSS: VmHWM; CPU time: `wait4`):
+local Kafka broker, in its own process (its own peak RSS: VmHWM; CPU time: `wait4`),
+{_times(body.get("repeats", 1))}, interleaved; each row is the variant's run with the median
+consume CPU (all runs are in consume.json):
 
 - **project**: this project's consume, `orders_etl.staging.stager.TopicStager` (offset ledger
   with conditional puts on S3, Parquet, manifest), one topic after the other;
@@ -162,7 +178,10 @@ the raw limit is **{body["raw_over_project"]:.1f}x** the project's events/s. CPU
 per event are the steadier figure on a loaded machine: project
 {1e6 * v["project"]["cpu_seconds"] / body["events"]:.1f} µs, capstone design
 {1e6 * v["capstone"]["cpu_seconds"] / body["events"]:.1f} µs, raw
-{1e6 * v["raw"]["cpu_seconds"] / body["events"]:.1f} µs. Setting up: generating the events
+{1e6 * v["raw"]["cpu_seconds"] / body["events"]:.1f} µs. These CPU seconds are whole
+processes, each paying the interpreter's start and the imports every variant shares; "consume
+CPU s" is the consume work alone (the variant's call: every thread of the process, its
+lazily loaded clients included){_consume_work(v, body["events"])}. Setting up: generating the events
 took {body["generate_seconds"]:.0f} s and producing them {body["produce_seconds"]:.0f} s.
 """
     if name == "e2e":

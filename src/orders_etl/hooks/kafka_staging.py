@@ -8,14 +8,7 @@ from typing import Any
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
 from confluent_kafka import Consumer
 
-#: What staging forces on every consumer, whatever the connection says: offsets are
-#: committed by the stager after the manifest is in place, never automatically, and only
-#: committed transactions are read.
-STAGING_CONSUMER_SETTINGS: dict[str, Any] = {
-    "enable.auto.commit": False,
-    "enable.auto.offset.store": False,
-    "isolation.level": "read_committed",
-}
+from orders_etl.staging.consumer_settings import STAGING_CONSUMER_SETTINGS
 
 
 class StagingConsumerHook(KafkaConsumerHook):

@@ -120,6 +120,61 @@ def test_create_user_job_reads_the_password_from_a_secret(chart: Any) -> None:
         assert not [n for n in names if "create-user" in n], values
 
 
+#: Parses argv lists (JSON, one per line) with Airflow's own CLI parser, as the container's
+#: `airflow` command would, and prints each parsed --password.
+_PARSE_AIRFLOW_ARGV = """
+import json, sys
+from airflow.cli.cli_parser import get_parser
+for line in open(sys.argv[1]):
+    args = get_parser().parse_args(json.loads(line))
+    print(json.dumps(args.password))
+"""
+
+
+def test_create_user_job_takes_a_password_that_starts_with_a_dash(
+    chart: Any, tmp_path: Path
+) -> None:
+    """The generated admin password is token_urlsafe: one install in 64 gets one that starts
+    with '-'. `--password "$ADMIN_PASSWORD"` then reads as a missing value, the Job fails
+    every try and nobody can log in (seen on the real node, 2026-12-07). The rendered
+    script, run by sh, with its `airflow` calls parsed by Airflow's real CLI parser."""
+    (job,) = [
+        o
+        for o in chart.find(chart.render(), "Job")
+        if o["metadata"]["name"].startswith(chart.name("create-user") + "-")
+    ]
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    argv_log = tmp_path / "argv.jsonl"
+    record = 'airflow() { python3 -c "import json, sys; print(json.dumps(sys.argv[1:]))" "$@"; }'
+    password = "-ew_Qz-3--x"
+    env = {
+        "PATH": os.environ["PATH"],
+        "ADMIN_USERNAME": "admin",
+        "ADMIN_FIRSTNAME": "Ada",
+        "ADMIN_LASTNAME": "Admin",
+        "ADMIN_EMAIL": "admin@example.org",
+        "ADMIN_ROLE": "Admin",
+        "ADMIN_PASSWORD": password,
+    }
+    with argv_log.open("w") as out:
+        subprocess.run(
+            ["sh", "-ec", f"{record}\n{script}"], env=env, stdout=out, check=True, timeout=60
+        )
+    parsed = subprocess.run(
+        [sys.executable, "-c", _PARSE_AIRFLOW_ARGV, str(argv_log)],
+        env={
+            **os.environ,
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "AIRFLOW__CORE__AUTH_MANAGER": FAB,
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
+    assert parsed.stdout.split() == [f'"{password}"', f'"{password}"']  # create, reset
+
+
 def test_webserver_config_from_values(chart: Any) -> None:
     text = "from flask_appbuilder.security.manager import AUTH_DB\nAUTH_TYPE = AUTH_DB\n"
     objects = chart.render({"auth": {"fab": {"webserverConfig": text}}})

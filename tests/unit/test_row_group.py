@@ -61,7 +61,7 @@ def test_a_row_group_keeps_the_range_and_every_column() -> None:
     kept = group.add([message(10, b"a", (1, 5)), message(11, None, (0, -1))])
     kept += group.add([message(12, b"c"), message(13), message(14)])  # 13, 14: not the range's
     assert kept == group.rows == 3
-    table = group.flush(parquet_schema())
+    table = group.flush()
     table.validate(full=True)
     assert table.schema == parquet_schema()
     assert table.to_pylist() == [
@@ -91,7 +91,7 @@ def test_a_row_group_keeps_the_range_and_every_column() -> None:
         },
     ]
     assert group.rows == 0
-    assert group.flush(parquet_schema()).num_rows == 0
+    assert group.flush().num_rows == 0
 
 
 def test_a_message_with_an_error_fails_the_stage() -> None:
@@ -116,11 +116,10 @@ def test_staging_rows_does_not_import_pandas() -> None:
     code = (
         "import sys\n"
         "from confluent_kafka import Message\n"
-        "from orders_contract.staging import parquet_schema\n"
         "from orders_etl.staging.row_group import RowGroup\n"
         "g = RowGroup('t', 0, 10)\n"
         "g.add([Message(topic='t', partition=0, offset=1, value=None, timestamp=(1, 2))])\n"
-        "g.flush(parquet_schema())\n"
+        "g.flush()\n"
         "print('pandas' in sys.modules)\n"
     )
     out = subprocess.run(

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 from confluent_kafka import Message
 
-from orders_contract.staging import StagingError
+from orders_contract.staging import StagingError, parquet_schema
 
 #: Messages buffered before a row group is flushed to the Parquet file ...
 ROW_GROUP_ROWS = 100_000
@@ -104,6 +104,8 @@ class RowGroup:
         self._topic = topic
         self._partition = partition
         self._end = end
+        #: The staged objects' columns, in the order flush() builds them.
+        self.schema = parquet_schema()
         self._clear()
 
     def _clear(self) -> None:
@@ -144,8 +146,8 @@ class RowGroup:
         self.bytes += sum(map(len, messages))
         return len(offsets)
 
-    def flush(self, schema: pa.Schema) -> pa.Table:
-        """The buffered rows as a table of `schema`; the group starts empty again."""
+    def flush(self) -> pa.Table:
+        """The buffered rows as a table of `self.schema`; the group starts empty again."""
         table = pa.Table.from_arrays(
             [
                 _constant_string(self._topic, self.rows),
@@ -155,7 +157,7 @@ class RowGroup:
                 binary_array(self._keys),
                 binary_array(self._values),
             ],
-            schema=schema,
+            schema=self.schema,
         )
         self._clear()
         return table

@@ -34,7 +34,6 @@ from orders_contract.staging import (
     StagingError,
     StagingLocation,
     check_objects,
-    parquet_schema,
 )
 from orders_etl.staging.ledger import (
     LEDGER_SCAN_LIMIT,
@@ -298,11 +297,10 @@ class TopicStager:
         self, consumer: Consumer, topic: str, partition: int, start: int, end: int, path: Path
     ) -> int:
         consumer.assign([TopicPartition(topic, partition, start)])
-        schema = parquet_schema()
         group = RowGroup(topic, partition, end)
         rows = 0
         deadline = time.monotonic() + self._timeout
-        with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
+        with pq.ParquetWriter(path, group.schema, **PARQUET_OPTIONS) as writer:
             while True:
                 # Before the first message the consumer knows no position (OFFSET_INVALID):
                 # the range starts where it was assigned.
@@ -325,9 +323,9 @@ class TopicStager:
                     rows += kept
                     deadline = time.monotonic() + self._timeout
                 if group.full:
-                    writer.write_table(group.flush(schema))
+                    writer.write_table(group.flush())
             if group.rows:
-                writer.write_table(group.flush(schema))
+                writer.write_table(group.flush())
         consumer.unassign()
         return rows
 

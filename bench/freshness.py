@@ -72,6 +72,19 @@ def stats(freshness: list[float]) -> dict[str, float]:
     }
 
 
+def stream_of_at_least(events: int, start_id: int) -> cdc_events.Stream:
+    """A generated stream (seeded) with at least `events` messages, so the publisher runs
+    for the whole duration. The messages per order vary with the generator's mix (about
+    6 here): the order count is scaled by the yield of a first try."""
+    orders = events // 6 + 10
+    while True:
+        stream = cdc_events.generate(orders, seed=23, start_id=start_id)
+        count = sum(len(m) for m in stream.messages.values())
+        if count >= events:
+            return stream
+        orders = int(orders * events / max(count, 1) * 1.05) + 10
+
+
 def interleaved(directory: Path) -> Iterator[Message]:
     """Every file's messages, in file order per topic, the topics interleaved by their
     share (an order's events land on all three topics at about the same time)."""
@@ -170,10 +183,7 @@ def measure(rate: float, duration: float, quiet: float, start_id: int) -> dict[s
     events = int(rate * duration)
     with tempfile.TemporaryDirectory(prefix="bench-freshness-") as tmp:
         directory = Path(tmp)
-        # ~10 messages per order: a few more orders than needed, the stream stops on time
-        cdc_events.write(
-            cdc_events.generate(events // 8 + 10, seed=23, start_id=start_id), directory
-        )
+        cdc_events.write(stream_of_at_least(events, start_id), directory)
         publisher = SteadyPublisher(demo.services.kafka.bootstrap, rate)
         pid = next(p for p in airflow.processes() if p.name == "triggerer-0").pid()
         assert pid is not None, "the triggerer is not running"
@@ -186,6 +196,11 @@ def measure(rate: float, duration: float, quiet: float, start_id: int) -> dict[s
         thread.start()
         thread.join()
         stream_end = time.time()
+        if published and published[0] < events:
+            raise RuntimeError(
+                f"the stream ran out of generated events after {published[0]:,} of {events:,} "
+                f"({stream_end - stream_start:.0f} s of {duration:.0f} s)"
+            )
     # Until the stream's runs have ended and none has started for `quiet` seconds.
     while True:
         mine = [r for r in demo.runs() if r.run_id not in known]
@@ -229,6 +244,7 @@ def measure(rate: float, duration: float, quiet: float, start_id: int) -> dict[s
         "duration_s": duration,
         "events": count,
         "published_per_s": round(count / (stream_end - stream_start), 1),
+        "stream_s": round(stream_end - stream_start, 1),
         **(stats(freshness) if freshness else {"p50_s": None, "p95_s": None, "max_s": None}),
         "runs": len(mine),
         "runs_per_minute": round(len(mine) / minutes, 2) if minutes else None,

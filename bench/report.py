@@ -101,9 +101,9 @@ _READING = """\
   the trigger and its asset watchers, a commit), one after the other, between its other
   metadata-DB work of every loop (assigning triggers, removing unused ones, which grow
   with the number of triggers). A py-spy profile of the triggerer over a 1,000-wait
-  run (2026-12-07) found the supervisor's DB work the busiest part, about 9 ms per
-  event, and the child process that runs the triggers and the watch busy about a sixth
-  of the time, mostly starting the triggers. So when 1,000 applications
+  run (2026-12-07, by hand, not part of the benchmark) found that DB work the busiest
+  part of the triggerer, the child process that runs the triggers and the watch mostly
+  idle once they had started. So when 1,000 applications
   complete at once, the last task resumes after 1,000 such transactions ("resumed/s"),
   whatever the trigger does; more triggerers (the chart runs 2) share them. At a rate
   below "resumed/s" the delay stays near the supervisor's one-second loop.

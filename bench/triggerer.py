@@ -408,28 +408,12 @@ def targets_for(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
         }  # fmt: skip
     if watch:
         largest = watch[-1]
-        p95 = largest["resume_delay_seconds"]["p95"]
-        complete = largest["resumed"] == largest["waits"]
         rate = largest.get("resumed_per_second")
-        targets["watch, 1,000 waits: resume p95 < 1 s"] = {
-            "value": (f"p95 {p95:.2f} s" if p95 is not None else "none resumed")
-            + f" at {largest['waits']:,} waits completing at once"
-            + ("" if rate is None else f" (the triggerer resumed {rate:.0f} tasks/s)")
-            + ("" if complete else f" ({largest['resumed']:,} resumed)"),
-            "met": largest["waits"] >= 1000 and complete and p95 is not None and p95 < 1.0,
-        }
-    for paced in figures_of(body, "watch", paced=True)[-1:]:
-        p95 = paced["resume_delay_seconds"]["p95"]
-        complete = paced["resumed"] == paced["waits"]
-        targets[
-            f"watch, 1,000 waits completing at {paced['completions_per_second']:g}/s: "
-            "resume p95 < 1 s"
-        ] = {
-            "value": (f"p95 {p95:.2f} s" if p95 is not None else "none resumed")
-            + f" at {paced['waits']:,} waits"
-            + ("" if complete else f" ({paced['resumed']:,} resumed)"),
-            "met": paced["waits"] >= 1000 and complete and p95 is not None and p95 < 1.0,
-        }
+        targets["watch, 1,000 waits: resume p95 < 1 s"] = _resume_p95_target(
+            largest,
+            " completing at once"
+            + ("" if rate is None else f" (the triggerer resumed {rate:.0f} tasks/s)"),
+        )
         same_n = {f["waits"]: f for f in poll}
         if largest["waits"] in same_n:
             polled = same_n[largest["waits"]]
@@ -445,7 +429,27 @@ def targets_for(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "met": ratio <= 1.0
                 and largest["api_requests_per_wait"] <= polled["api_requests_per_wait"],
             }
+    for paced in figures_of(body, "watch", paced=True)[-1:]:
+        label = f"watch, 1,000 waits completing at {paced['completions_per_second']:g}/s"
+        targets[f"{label}: resume p95 < 1 s"] = _resume_p95_target(paced, "")
     return targets
+
+
+def resume_p95_met(f: dict[str, Any]) -> bool:
+    """Issue 25's goal for one figure: 1,000 waits or more, every task resumed, p95 < 1 s."""
+    p95 = f["resume_delay_seconds"]["p95"]
+    return f["waits"] >= 1000 and f["resumed"] == f["waits"] and p95 is not None and p95 < 1.0
+
+
+def _resume_p95_target(f: dict[str, Any], how: str) -> dict[str, Any]:
+    p95 = f["resume_delay_seconds"]["p95"]
+    complete = f["resumed"] == f["waits"]
+    return {
+        "value": (f"p95 {p95:.2f} s" if p95 is not None else "none resumed")
+        + f" at {f['waits']:,} waits{how}"
+        + ("" if complete else f" ({f['resumed']:,} resumed)"),
+        "met": resume_p95_met(f),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,3 +76,13 @@ def test_results_written_before_the_paced_run_read_as_bursts() -> None:
     del old["completions_per_second"]
     assert triggerer.figures_of({"sizes": [old]}, "watch") == [old]
     assert triggerer.figures_of({"sizes": [old]}, "watch", paced=True) == []
+
+
+def test_the_api_load_target_does_not_need_a_paced_run() -> None:
+    body = {"sizes": [_figure("poll", None, 15.0), _figure("watch", None, 10.0)]}
+    body["sizes"][0]["api_requests_per_second"] = 100.0
+    body["sizes"][0]["api_requests_per_wait"] = 6.0
+    body["sizes"][0]["api_get_per_second"] = 100.0
+    targets = triggerer.targets_for(body)
+    assert targets["watch: API load no higher than polling's"]["met"] is True
+    assert not any("completing at 20/s" in name for name in targets)

@@ -212,8 +212,10 @@ and stop and the wait's hand-over back to Airflow; then each step of the job
 (`orders_cdc.job`, its metrics document's `step_seconds`) with the Spark jobs it ran in
 brackets (Spark's status tracker, `step_spark_jobs`). The read and parse of the staged
 objects starts with manifests_and_tables and runs beside it (since 2026-12-04): a Spark
-job counts in the step it ended in, and read_and_parse is what was left of it after the
-tables were ready.
+job counts in the step it started in, and read_and_parse is what was left of it after the
+tables were ready. Within a step the three tables' work runs side by side, one thread
+each (since 2026-12-07, the quarantine's write beside bronze's): a step's time is its
+slowest table's, not the sum.
 
 {e2e.profile_summary(body)}
 

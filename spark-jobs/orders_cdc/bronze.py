@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orders_cdc.tables import source_view
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 COORDINATES = "t.topic = s.topic AND t.`partition` = s.`partition` AND t.`offset` = s.`offset`"
 
 
-def _merge_insert_only(spark: SparkSession, source: DataFrame, target: str, view: str) -> None:
+def _merge_insert_only(spark: SparkSession, source: DataFrame, target: str) -> None:
+    view = source_view(target, "insert")
     source.createOrReplaceTempView(view)
     spark.sql(
         f"MERGE INTO {target} t USING {view} s ON {COORDINATES} WHEN NOT MATCHED THEN INSERT *"
@@ -83,7 +86,7 @@ def write(
     from pyspark.sql import functions as F
 
     if expected:
-        _merge_insert_only(spark, rows, target, "orders_cdc_insert_source")
+        _merge_insert_only(spark, rows, target)
     mine = spark.table(target).where(F.col("batch_id") == batch_id)
     if kafka_span_ms is not None:
         low, high = kafka_span_ms

@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orders_cdc import bronze, gold, maintenance, silver
 from orders_cdc.documents import (
@@ -55,6 +57,8 @@ from orders_contract.topics import DEFAULT_TOPICS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+T = TypeVar("T")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -191,6 +195,50 @@ def size_shuffles(spark: SparkSession, rows: int) -> int:
     return partitions
 
 
+#: Threads for the tables' work within a step: one per table (three topics) plus the
+#: quarantine's write. The Spark jobs of a small batch spend most of their wall time on
+#: the driver (planning, the catalog's and the object store's round trips of each
+#: Iceberg commit), not on the cores, so the tables' jobs overlap. Each table's work
+#: touches only its own table; a step ends when all of its tables' work has (the
+#: order between steps is what the job's semantics rest on).
+TABLE_THREADS = len(TABLES) + 1
+
+
+#: The name side_by_side gives the quarantine's write beside the tables'.
+QUARANTINE = "quarantine"
+
+
+def start_side_by_side(
+    pool: ThreadPoolExecutor, work: Callable[[str], T], names: Iterable[str] = TABLES
+) -> dict[str, Future[T]]:
+    """`work(name)` for every name, started concurrently on `pool`. The threads inherit
+    the caller's Spark job group (pyspark's inheritable_thread_target), so their Spark
+    jobs count in the step."""
+    from pyspark import inheritable_thread_target
+
+    return {
+        name: pool.submit(inheritable_thread_target(functools.partial(work, name)))
+        for name in names
+    }
+
+
+def gather(futures: dict[str, Future[T]]) -> dict[str, T]:
+    """The results by name once every one is over; the first failure (in the names'
+    order) is raised only then, so no work is left running unobserved."""
+    wait(futures.values())
+    for future in futures.values():
+        if (error := future.exception()) is not None:
+            raise error
+    return {name: future.result() for name, future in futures.items()}
+
+
+def side_by_side(
+    pool: ThreadPoolExecutor, work: Callable[[str], T], names: Iterable[str] = TABLES
+) -> dict[str, T]:
+    """`work(name)` for every name, concurrently; the results by name (gather)."""
+    return gather(start_side_by_side(pool, work, names))
+
+
 #: The Kafka timestamps (epoch ms) of a topic's rows, per kind: (lowest, highest).
 TimestampRanges = dict[str, tuple[int, int]]
 
@@ -266,10 +314,19 @@ def run(
     """Process one batch; returns the metrics document (also written to --metrics-uri).
     `session_seconds`: how long getting the Spark session took (main), reported as the
     step `session_start`."""
-    from pyspark import inheritable_thread_target
+    args = parse_args(argv)
+    with ThreadPoolExecutor(max_workers=TABLE_THREADS, thread_name_prefix="orders-cdc") as pool:
+        return _run(spark, args, pool, session_seconds)
+
+
+def _run(
+    spark: SparkSession,
+    args: argparse.Namespace,
+    pool: ThreadPoolExecutor,
+    session_seconds: float | None,
+) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    args = parse_args(argv)
     started = time.monotonic()
     started_at = dt.datetime.now(dt.UTC)
     steps = _Steps(spark, session_seconds)
@@ -283,90 +340,81 @@ def run(
 
     staged = {t.table: t for t in read_manifests(s3.client(), args.manifest, args.batch_id)}
     shuffle_partitions = size_shuffles(spark, sum(t.rows for t in staged.values()))
-    # The staged objects are read and parsed (on Python workers, the first of which take
-    # seconds to start) while the driver creates or loads the tables (catalog round
-    # trips): neither needs the other. The thread inherits the job group (pyspark's
-    # inheritable_thread_target); the parse's Spark jobs count in the step they end in.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orders-cdc-read") as pool:
-        reading = pool.submit(
-            inheritable_thread_target(
-                lambda: {t: _parsed_topic(spark, staged.get(t), t, s3) for t in TABLES}
-            )
-        )
-        ensure_tables(spark, tables)
-        steps.done("manifests_and_tables")
-        parsed: dict[str, DataFrame] = reading.result()
 
+    # The staged objects are read and parsed (on Python workers, the first of which take
+    # seconds to start), one thread per topic, while the driver creates or loads the
+    # tables (catalog round trips): neither needs the other. The parse's Spark jobs count
+    # in the step they start in; the counts' jobs in read_and_parse.
+    reading = start_side_by_side(
+        pool, lambda table: _parsed_topic(spark, staged.get(table), table, s3)
+    )
+    ensure_tables(spark, tables)
+    steps.done("manifests_and_tables")
+    parsed = gather(reading)
+    counted = side_by_side(
+        pool, lambda table: _topic_counts(parsed[table], staged.get(table), table)
+    )
+    ranges = {table: found for table, (_, found) in counted.items()}
     # Each table's topic is the one its manifest names (the deployment's kafka.topics);
     # a table with no manifest in the batch is reported under its default topic.
     topic_of = {t: staged[t].topic if t in staged else DEFAULT_TOPICS[t] for t in TABLES}
-    topics: dict[str, TopicCounts] = {}
-    ranges: dict[str, TimestampRanges] = {}
-    for table in TABLES:
-        topics[topic_of[table]], ranges[table] = _topic_counts(
-            parsed[table], staged.get(table), table
-        )
+    topics = {topic_of[table]: counts for table, (counts, _) in counted.items()}
     steps.done("read_and_parse")
 
     # Bronze and the quarantine (insert-only MERGE on Kafka coordinates).
     def short(name: str) -> str:
         return name.split(".", 1)[1]
 
-    bronze_counts: dict[str, StoredCounts] = {}
-    quarantine_source = None
-    for table in TABLES:
-        events = topics[topic_of[table]].events
-        stored = bronze.write(
-            spark,
-            bronze.bronze_rows(parsed[table], args.batch_id),
-            tables.bronze(table),
-            events,
-            args.batch_id,
-            _span([ranges[table]], "event"),
-        )
-        bronze_counts[short(tables.bronze(table))] = StoredCounts(events, stored)
-        rows = bronze.quarantine_rows(parsed[table], args.batch_id)
-        quarantine_source = rows if quarantine_source is None else quarantine_source.union(rows)
-    assert quarantine_source is not None
-    quarantined = sum(t.quarantined for t in topics.values())
-    quarantine_counts = StoredCounts(
-        quarantined,
-        bronze.write(
-            spark,
-            quarantine_source,
-            tables.quarantine,
-            quarantined,
-            args.batch_id,
-            _span(list(ranges.values()), "quarantine"),
-        ),
+    quarantine_source = functools.reduce(
+        lambda a, b: a.union(b),
+        (bronze.quarantine_rows(parsed[table], args.batch_id) for table in TABLES),
     )
+    quarantined = sum(t.quarantined for t in topics.values())
+
+    def store(name: str) -> StoredCounts:
+        if name == QUARANTINE:
+            rows, target, expected = quarantine_source, tables.quarantine, quarantined
+            span = _span(list(ranges.values()), "quarantine")
+        else:
+            rows = bronze.bronze_rows(parsed[name], args.batch_id)
+            target, expected = tables.bronze(name), topics[topic_of[name]].events
+            span = _span([ranges[name]], "event")
+        return StoredCounts(
+            expected, bronze.write(spark, rows, target, expected, args.batch_id, span)
+        )
+
+    stored = side_by_side(pool, store, (*TABLES, QUARANTINE))
+    bronze_counts = {short(tables.bronze(t)): stored[t] for t in TABLES}
+    quarantine_counts = stored[QUARANTINE]
     steps.done("bronze_and_quarantine")
 
     # Silver. The dates the batch affects are taken before the first MERGE, added to the
     # batch's record (which keeps them for any later attempt: after a partial failure
     # silver no longer shows them), then again after the MERGEs.
-    results = {
-        table: silver.merge(
+    results = side_by_side(
+        pool,
+        lambda table: silver.merge(
             spark,
             parsed[table].where(F.col("kind") == "event"),
             table,
             tables.silver(table),
             args.batch_id,
-        )
-        for table in TABLES
-    }
+        ),
+    )
     dates_before = _dates_of_batch(spark, tables, results)
     recorded = read_record(record_uri, args.batch_id, s3)
     if not dates_before <= recorded:
         write_record(record_uri, args.batch_id, recorded | dates_before, s3)
     steps.done("silver_prepare")
+    side_by_side(pool, lambda table: silver.apply(spark, results[table], tables.silver(table)))
+    steps.done("silver_merge")
+    applied_by_table = side_by_side(
+        pool,
+        lambda table: silver.applied(spark, results[table], tables.silver(table), args.batch_id),
+    )
     silver_counts: dict[str, SilverCounts] = {}
     for table in TABLES:
-        silver.apply(spark, results[table], tables.silver(table))
-    steps.done("silver_merge")
-    for table in TABLES:
-        result = results[table]
-        applied = silver.applied(spark, result, tables.silver(table), args.batch_id)
+        result, applied = results[table], applied_by_table[table]
         silver_counts[short(tables.silver(table))] = SilverCounts(
             events_in=result.events_in,
             keys_in=result.keys_in,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orders_cdc.schemas import ROW_FIELDS
+from orders_cdc.tables import source_view
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -124,7 +125,7 @@ def merge(
 def apply(spark: SparkSession, result: SilverResult, target: str) -> None:
     if result.merged == 0:
         return
-    view = "orders_cdc_silver_source"
+    view = source_view(target, "merge")
     result.effective.createOrReplaceTempView(view)
     spark.sql(
         f"MERGE INTO {target} t USING {view} s ON t.id = s.id "

@@ -81,6 +81,12 @@ class Tables:
         ]
 
 
+def source_view(target: str, purpose: str) -> str:
+    """A temporary view's name of its own per target table: the job writes its tables
+    from concurrent threads of one session, whose temporary views they share."""
+    return f"orders_cdc_{purpose}_" + target.replace(".", "_").replace("`", "")
+
+
 def _props(*groups: dict[str, str]) -> str:
     merged: dict[str, str] = {}
     for group in groups:

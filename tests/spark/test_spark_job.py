@@ -489,3 +489,39 @@ def test_spark_submit_runs_the_job_like_the_spark_application(
          for g in gold]
     )  # fmt: skip
     assert got == expected_gold
+
+
+def test_a_steps_tables_run_side_by_side_in_its_job_group(spark: Any) -> None:
+    """The job runs a step's per-table work on threads (orders_cdc.job.side_by_side):
+    their Spark jobs carry the step's job group (what the per-step job counts read), the
+    results come back by name, and a failure is raised only once every other table's work
+    is over (none still writing while the job reports the failure)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orders_cdc.job import side_by_side
+
+    group = f"side-by-side-{os.urandom(4).hex()}"
+    spark.sparkContext.setJobGroup(group, "test")
+    slow_finished = threading.Event()
+
+    def work(name: str) -> int:
+        rows = int(spark.range(int(name)).count())
+        if name == "1":
+            raise ValueError("table 1 failed (test)")
+        if name == "3":
+            time.sleep(1.0)
+            slow_finished.set()
+        return rows
+
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            assert side_by_side(pool, work, ("2", "3")) == {"2": 2, "3": 3}
+            slow_finished.clear()
+            with pytest.raises(ValueError, match="table 1 failed"):
+                side_by_side(pool, work, ("1", "2", "3"))
+            assert slow_finished.is_set(), "the failure was raised while table 3 still ran"
+        jobs = spark.sparkContext.statusTracker().getJobIdsForGroup(group)
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    assert len(jobs) >= 5, "the threads' Spark jobs left the step's job group"

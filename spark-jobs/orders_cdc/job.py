@@ -408,10 +408,14 @@ def _run(
     steps.done("silver_prepare")
     side_by_side(pool, lambda table: silver.apply(spark, results[table], tables.silver(table)))
     steps.done("silver_merge")
-    applied_by_table = side_by_side(
+    # Every key looked up again in silver, and the batch's dates in silver as it is now:
+    # both only read the tables the MERGEs wrote.
+    checking = start_side_by_side(
         pool,
         lambda table: silver.applied(spark, results[table], tables.silver(table), args.batch_id),
     )
+    dates_after = _dates_of_batch(spark, tables, results)
+    applied_by_table = gather(checking)
     silver_counts: dict[str, SilverCounts] = {}
     for table in TABLES:
         result, applied = results[table], applied_by_table[table]
@@ -425,7 +429,6 @@ def _run(
             stale_or_duplicate=applied.stale_or_duplicate,
             missing=applied.missing,
         )
-    dates_after = _dates_of_batch(spark, tables, results)
     touched = sorted(recorded | dates_before | dates_after)
     steps.done("silver_check")
 

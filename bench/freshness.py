@@ -214,6 +214,9 @@ def measure(rate: float, duration: float, quiet: float, start_id: int) -> dict[s
     freshness: list[float] = []
     loaded: set[tuple[str, int, int]] = set()
     empty = 0
+    # The Spark job's own time per loaded run (its metrics document: session start and
+    # run): what the tables' history, more than the batch, moves (README).
+    job_seconds: list[float] = []
     with demo.db() as conn, conn.cursor() as cur:
         for run in mine:
             cur.execute(
@@ -229,6 +232,8 @@ def measure(rate: float, duration: float, quiet: float, start_id: int) -> dict[s
             state, load_end = tasks.get("load_clickhouse", ("", None))
             if state != "success" or load_end is None:
                 continue
+            job = demo.metrics(run.run_id)
+            job_seconds.append(job.duration_seconds + job.step_seconds.get("session_start", 0.0))
             for topic, partition, start, end in run_offsets(
                 airflow.api_url, token, DAG_ID, run.run_id
             ):
@@ -252,7 +257,23 @@ def measure(rate: float, duration: float, quiet: float, start_id: int) -> dict[s
         "not_loaded": len(set(publisher.sent) - loaded),
         "failed_runs": sum(1 for r in mine if r.state != "success"),
         "triggerer_cpu_percent": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 1),
+        "job_seconds": job_spread(job_seconds),
     }
+
+
+def job_spread(seconds: list[float]) -> dict[str, float] | None:
+    """The loaded runs' Spark job times: lowest, median, highest (None: no run loaded)."""
+    if not seconds:
+        return None
+    return {
+        "min": round(min(seconds), 1),
+        "median": round(statistics.median(seconds), 1),
+        "max": round(max(seconds), 1),
+    }
+
+
+def job_cell(spread: dict[str, float] | None) -> str:
+    return "" if not spread else f"{spread['min']} / {spread['median']} / {spread['max']}"
 
 
 def summary(body: dict[str, Any]) -> str:
@@ -261,17 +282,18 @@ def summary(body: dict[str, Any]) -> str:
 
     rows = [
         [BEFORE["label"], BEFORE["events_per_s"], BEFORE["duration_s"], BEFORE["p50_s"],
-         BEFORE["p95_s"], BEFORE["max_s"], "", "", BEFORE["empty_runs"], ""]
+         BEFORE["p95_s"], BEFORE["max_s"], "", "", BEFORE["empty_runs"], "", ""]
     ]  # fmt: skip
     for row in body["rows"]:
         rows.append([
             "backlog watcher", row["events_per_s"], row["duration_s"], cell(row["p50_s"]),
             cell(row["p95_s"]), cell(row["max_s"]), row["runs"], cell(row.get("runs_per_minute")),
             row["empty_runs"], cell(row.get("triggerer_cpu_percent")),
+            job_cell(row.get("job_seconds")),
         ])  # fmt: skip
     return table.render(
         ["schedule", "events/s", "s", "p50 s", "p95 s", "max s", "runs", "runs/min",
-         "empty runs", "triggerer CPU %"],
+         "empty runs", "triggerer CPU %", "job s per run (min / median / max)"],
         rows,
     )  # fmt: skip
 

@@ -96,7 +96,7 @@ def read_job_profile(demo: BenchDemo, run_id: str, spark_stage: float | None) ->
     outside the job's run(): spark_transform minus the job's duration and session start."""
     metrics = demo.metrics(run_id)
     steps = dict(metrics.step_seconds)
-    inside = metrics.duration_seconds + steps.get("session_start", 0.0)
+    inside = job_profile.own_seconds(metrics.duration_seconds, steps)
     return {
         "duration_seconds": metrics.duration_seconds,
         "step_seconds": steps,

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import machine, procstat, results, table
+from bench import job_profile, machine, procstat, results, table
 from localplatform import cdc_events
 
 #: (topic, key, value)
@@ -233,7 +233,7 @@ def measure(rate: float, duration: float, quiet: float, start_id: int) -> dict[s
             if state != "success" or load_end is None:
                 continue
             job = demo.metrics(run.run_id)
-            job_seconds.append(job.duration_seconds + job.step_seconds.get("session_start", 0.0))
+            job_seconds.append(job_profile.own_seconds(job.duration_seconds, job.step_seconds))
             for topic, partition, start, end in run_offsets(
                 airflow.api_url, token, DAG_ID, run.run_id
             ):

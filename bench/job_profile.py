@@ -30,6 +30,12 @@ def step_cells(steps: dict[str, float], jobs: dict[str, int]) -> list[str]:
     ]
 
 
+def own_seconds(duration: float, steps: dict[str, float]) -> float:
+    """The job's own time: its session start and its run (what a stage spends outside
+    it is the submission, the JVM's start and stop and the hand-over)."""
+    return duration + steps.get("session_start", 0.0)
+
+
 def rest_seconds(duration: float, steps: dict[str, float]) -> float:
     """The job's time outside its named steps (the metrics document, releasing caches)."""
     return duration - sum(v for k, v in steps.items() if k != "session_start")

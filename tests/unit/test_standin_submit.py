@@ -4,12 +4,19 @@ driver's and the executors' work, so it gets the memory of all of them."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from spark_operator_standin.submit import SubmitSettings, command, jvm_memory_mib
+from spark_operator_standin.submit import (
+    LOCAL_JVM_OPTIONS,
+    SubmitSettings,
+    command,
+    jvm_memory_mib,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -162,3 +169,28 @@ def test_cluster_mode_maps_env_vars_but_not_the_webhooks_env_list(tmp_path: Path
     assert conf["spark.executorEnv.AWS_REGION"] == "us-east-1"
     assert conf["spark.kubernetes.driver.secretKeyRef.AWS_ACCESS_KEY_ID"] == "s3:id"
     assert not [k for k in conf if "IGNORED" in k]
+
+
+def _final_flag(options: str, name: str) -> int:
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no java on PATH")
+    done = subprocess.run(
+        [java, *options.split(), "-XX:+PrintFlagsFinal", "-version"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == name:
+            return int(parts[3])
+    raise AssertionError(f"{name} not in the JVM's final flags")
+
+
+def test_the_local_jvm_keeps_compiling_through_a_long_batch() -> None:
+    """C1 only (TieredStopAtLevel=1) shrinks the JVM's default code cache to 48 MB, which
+    the job fills in 40-70 s (a batch of a million events, or a grown table): the JVM then
+    logs "CodeCache is full. Compiler has been disabled." and runs the rest interpreted.
+    The local JVM gets the code cache a tiered JVM has by default."""
+    tiered_default = _final_flag("", "ReservedCodeCacheSize")
+    assert _final_flag(LOCAL_JVM_OPTIONS, "TieredStopAtLevel") == 1
+    assert _final_flag(LOCAL_JVM_OPTIONS, "ReservedCodeCacheSize") >= tiered_default

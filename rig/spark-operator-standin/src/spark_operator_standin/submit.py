@@ -50,8 +50,11 @@ class SubmitSettings:
 #: that also runs the whole platform. The C2 compiler's threads cost more than its code
 #: earns in a run this short: with C1 only, four of the Spark job's tests used 24 % less
 #: CPU (191 -> 145 s, two runs each, 2026-12-04) and no more wall time. (Not for the
-#: chart's SparkApplications: a long batch on a cluster wants C2.)
-LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+#: chart's SparkApplications: a long batch on a cluster wants C2.) C1 only also shrinks
+#: the default code cache to 48 MB, which the job filled 40-70 s into its longer runs (a
+#: million events, grown tables: 4 of 36 runs on the benchmark platform, 2026-12-07), after
+#: which the JVM stops compiling; it gets the 240 MB a tiered JVM reserves by default.
+LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 
 
 def local_spark_env() -> dict[str, str]:

@@ -4,7 +4,7 @@
         --batch-id B --manifest s3://staging/cdc/batch=B/topic=T/_manifest.json [...] \
         --metrics-uri s3://staging/cdc/batch=B/_metrics.json \
         [--catalog lakehouse] [--bronze-namespace bronze] [--silver-namespace silver] \
-        [--gold-namespace gold] [--compact-above-files 256] \
+        [--gold-namespace gold] [--compact-above-files 64] \
         [--snapshot-retention-hours 24] [--keep-snapshots 100]
 
 The Iceberg catalog is configured outside the job (the SparkApplication's sparkConf);
@@ -84,9 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--compact-above-files",
         type=int,
-        default=256,
-        help="compact a table holding more data + delete files than this at the end of "
-        "the run (0: never)",
+        default=64,
+        help="compact a table holding more files compaction has yet to do (small data "
+        "files, delete files) than this at the end of the run (0: never)",
     )
     parser.add_argument(
         "--snapshot-retention-hours",
@@ -443,7 +443,11 @@ def _run(
         keep_snapshots=args.keep_snapshots,
     )
     maintained, maintenance_errors = maintenance.maintain(
-        spark, tables.all(), {tables.silver(t) for t in TABLES}, policy
+        spark,
+        tables.all(),
+        {tables.silver(t) for t in TABLES},
+        policy,
+        each=lambda work, names: side_by_side(pool, work, names),
     )
     steps.done("maintenance")
 

@@ -9,18 +9,23 @@ commit rewrites a larger metadata file: a real-time pipeline slows down with its
 
 So the job keeps its own tables in shape, with Iceberg's own Spark procedures:
 - compaction (`rewrite_data_files`, binpack) of a table holding more than
-  `compact_above_files` data and delete files: small files are merged, silver's position
+  `compact_above_files` files it has yet to compact (data files under
+  COMPACTED_FILE_BYTES, and delete files): small files are merged, silver's position
   deletes applied, and the delete files left dangling removed (`remove-dangling-deletes`);
   then silver's position-delete files are rewritten whole (`rewrite_position_delete_files`,
   `rewrite-all`): records of data files the compaction replaced are dropped (the rewritten
   files keep the compaction's starting sequence number, so Iceberg cannot call those
   deletes dangling by number alone), the rest compacted into one file per bucket. A data
-  file of at least COMPACTED_FILE_BYTES without deletes is left alone, so a grown table is
-  not rewritten whole every time.
+  file of at least COMPACTED_FILE_BYTES without deletes is left alone and does not count
+  towards the threshold, so a grown table is neither rewritten whole every time nor due
+  again in every run.
 - snapshot expiry (`expire_snapshots`) of a table holding more than `keep_snapshots`
   snapshots whose oldest is past `retention` (+10 %, so it runs now and then, not after
   every commit): snapshots older than the retention go, the newest `keep_snapshots` stay
   whatever their age (the last hours stay available for time travel and rollback).
+
+Each table's procedures commit to that table alone, so the job maintains the tables
+that are due side by side (orders_cdc.job.side_by_side), as it writes them.
 
 Why in the job and not in a separate maintenance DAG: these procedures commit, and a
 compaction that overlaps a batch's MERGE on the same table makes one of the two commits
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,7 +64,7 @@ class Policy:
     """When maintenance is due (the job's --compact-above-files, --snapshot-retention-hours,
     --keep-snapshots)."""
 
-    compact_above_files: int  # data + delete files; 0: never compact
+    compact_above_files: int  # small data files + delete files; 0: never compact
     retention: dt.timedelta
     keep_snapshots: int  # 0: never expire
 
@@ -69,6 +75,8 @@ class TableState:
     expirable: bool  # the oldest snapshot was committed before the cutoff asked for
     data_files: int
     delete_files: int
+    #: data files under COMPACTED_FILE_BYTES, and delete files: what compaction would do
+    uncompacted_files: int
 
 
 def _timestamp(instant: dt.datetime) -> str:
@@ -79,16 +87,21 @@ def _timestamp(instant: dt.datetime) -> str:
 def table_states(
     spark: SparkSession, tables: list[str], cutoff: dt.datetime
 ) -> dict[str, TableState]:
-    """Per table: snapshot count, whether the oldest is older than `cutoff`, and the newest
-    snapshot's file totals. One query over the tables' `snapshots` metadata tables (UNION
-    ALL), so checking every table costs one Spark job, not one per table."""
+    """Per table: snapshot count, whether the oldest is older than `cutoff`, the newest
+    snapshot's file totals and how many of its files compaction has yet to do (data files
+    under COMPACTED_FILE_BYTES, and delete files). One query over the tables' `snapshots`
+    and `files` metadata tables (UNION ALL), so checking every table costs one Spark job,
+    not one per table."""
     if not tables:
         return {}
     branches = [
-        f"SELECT {i} AS t, count(*) AS snapshots, "  # noqa: S608 - the job's own table names
+        # The job's own table names, not input: noqa S608.
+        f"SELECT {i} AS t, s.snapshots, s.expirable, s.summary, f.uncompacted FROM "  # noqa: S608
+        f"(SELECT count(*) AS snapshots, "
         f"coalesce(min(committed_at) < {_timestamp(cutoff)}, false) AS expirable, "
-        "max_by(summary, committed_at) AS summary "
-        f"FROM {table}.snapshots"
+        f"max_by(summary, committed_at) AS summary FROM {table}.snapshots) s CROSS JOIN "
+        f"(SELECT count_if(content <> 0 OR file_size_in_bytes < {COMPACTED_FILE_BYTES}) "
+        f"AS uncompacted FROM {table}.files) f"
         for i, table in enumerate(tables)
     ]
     states = {}
@@ -99,6 +112,7 @@ def table_states(
             expirable=bool(row["expirable"]),
             data_files=int(summary.get("total-data-files", 0)),
             delete_files=int(summary.get("total-delete-files", 0)),
+            uncompacted_files=int(row["uncompacted"] or 0),
         )
     return states
 
@@ -144,15 +158,35 @@ def expire(spark: SparkSession, table: str, policy: Policy, now: dt.datetime) ->
     ).collect()
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """One table's maintenance: what compaction rewrote, or why a procedure failed."""
+
+    rewritten: dict[str, int]
+    error: str | None
+
+
+#: How maintenance runs one piece of work per table: `each(work, tables)` returns
+#: `{table: work(table)}` (the job passes its side-by-side runner; the default is one after
+#: the other).
+Each = Callable[[Callable[[str], _Outcome], list[str]], dict[str, _Outcome]]
+
+
+def one_after_the_other(work: Callable[[str], _Outcome], tables: list[str]) -> dict[str, _Outcome]:
+    return {table: work(table) for table in tables}
+
+
 def maintain(
     spark: SparkSession,
     tables: list[str],
     merge_on_read: set[str],
     policy: Policy,
     now: dt.datetime | None = None,
+    each: Each = one_after_the_other,
 ) -> tuple[dict[str, TableMaintenance], list[str]]:
     """Compact and expire the tables that are due; returns what was done per table (only
-    tables where something was due) and the errors of procedures that failed."""
+    tables where something was due) and the errors of procedures that failed. Each table's
+    procedures commit to that table alone, so `each` may run the tables side by side."""
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - policy.retention * (1 + EXPIRY_SLACK)
     done: dict[str, TableMaintenance] = {}
@@ -161,24 +195,32 @@ def maintain(
         return done, errors
     due: dict[str, tuple[TableState, bool, bool]] = {}
     for table, state in table_states(spark, tables, cutoff).items():
-        compact_due = 0 < policy.compact_above_files < state.data_files + state.delete_files
+        compact_due = 0 < policy.compact_above_files < state.uncompacted_files
         expiry_due = 0 < policy.keep_snapshots < state.snapshots and state.expirable
         if compact_due or expiry_due:
             due[table] = (state, compact_due, expiry_due)
-    rewritten: dict[str, dict[str, int]] = {}
-    for table, (_, compact_due, expiry_due) in due.items():
+    if not due:
+        return done, errors
+
+    def maintain_one(table: str) -> _Outcome:
+        _, compact_due, expiry_due = due[table]
+        rewritten: dict[str, int] = {}
         try:
             if compact_due:
-                rewritten[table] = compact(spark, table, table in merge_on_read)
+                rewritten = compact(spark, table, table in merge_on_read)
             if expiry_due:
                 expire(spark, table, policy, now)
         except Exception as error:
             message = f"{table}: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
             log.warning("table maintenance failed (the batch is committed): %s", message)
-            errors.append(message)
+            return _Outcome(rewritten, message)
+        return _Outcome(rewritten, None)
+
+    outcomes = each(maintain_one, list(due))
+    errors = [o.error for o in outcomes.values() if o.error is not None]
     after_all = table_states(spark, list(due), cutoff)
     for table, (before, _, _) in due.items():
-        after, counts = after_all[table], rewritten.get(table, {})
+        after, counts = after_all[table], outcomes[table].rewritten
         done[table] = TableMaintenance(
             data_files_before=before.data_files,
             delete_files_before=before.delete_files,

@@ -6,6 +6,7 @@ staging prefix, so tests never collide with each other or with other people's ru
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -296,6 +297,29 @@ def test_maintenance_compacts_and_expires_without_changing_the_tables(
     assert (rerun["maintenance"], rerun["violations"]) == ({}, [])
     assert lake.snapshots() == snapshots
     assert lake.contents() == sequential["contents"][2]
+
+
+def test_compaction_counts_only_the_files_it_has_not_compacted_yet(
+    spark: Any, services: Any, scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grown table's compacted files do not make compaction due again: only small data
+    files and delete files count towards `compact_above_files`, or a table past it would
+    be rewritten by every run. (Here every data file counts as compacted.)"""
+    from orders_cdc import maintenance
+
+    monkeypatch.setattr(maintenance, "COMPACTED_FILE_BYTES", 1)
+    lake = Lake(spark, services, f"maintbig_{os.urandom(4).hex()}")
+    due = ["--compact-above-files", "4", "--keep-snapshots", "0"]
+    first = lake.run("b1", scenario.batch(1), tmp_path, extra=due)
+    silver_orders = lake.table("silver", "orders_clean")
+    state = maintenance.table_state(spark, silver_orders, dt.datetime.now(dt.UTC))
+    assert (state.data_files > 4, state.delete_files) == (True, 0)
+    assert first["maintenance"] == {}, "no delete file, no small data file: nothing due"
+    second = lake.run("b2", scenario.batch(2), tmp_path, extra=due)
+    assert second["maintenance_errors"] == []
+    orders = second["maintenance"][silver_orders]
+    assert orders["delete_files_before"] > 4, "batch 2 updates and deletes stored orders"
+    assert (orders["delete_files_after"], orders["rewritten_data_files"] > 0) == (0, True)
 
 
 def test_a_failing_maintenance_is_reported_and_the_batch_still_succeeds(

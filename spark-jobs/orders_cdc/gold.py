@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orders_cdc.schemas import REVENUE_STATUSES
+from orders_cdc.silver import key_range, within
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -48,8 +49,9 @@ def order_dates(spark: SparkSession, orders_table: str, order_ids: DataFrame) ->
     from pyspark.sql import functions as F
 
     ids = order_ids.select("id").where(F.col("id").isNotNull()).distinct()
+    ids = ids.localCheckpoint(eager=True)
     rows = (
-        live(spark, orders_table)
+        within(live(spark, orders_table), "id", key_range(ids, "id"))
         .join(ids, "id", "left_semi")
         .select(utc_date("created_at").alias("date"))
         .distinct()
@@ -64,14 +66,20 @@ def compute(
     from pyspark.sql import functions as F
 
     touched = spark.createDataFrame([(d,) for d in dates], "date date")
+    # Pushed to the scans and answered from the files' column bounds (silver.within): the
+    # touched dates' span of created_at, then the span of those orders' ids in the items.
+    first = dt.datetime.combine(min(dates), dt.time(), tzinfo=dt.UTC)
+    end = dt.datetime.combine(max(dates), dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=1)
     orders = (
         live(spark, orders_table)
+        .where((F.col("created_at") >= F.lit(first)) & (F.col("created_at") < F.lit(end)))
         .where(F.col("status").isin(*REVENUE_STATUSES))
         .select("id", "customer_id", utc_date("created_at").alias("date"))
         .join(F.broadcast(touched), "date", "left_semi")
+        .localCheckpoint(eager=True)
     )
     items = (
-        live(spark, items_table)
+        within(live(spark, items_table), "order_id", key_range(orders, "id"))
         .groupBy(F.col("order_id").alias("id"))
         .agg(
             F.sum(F.col("quantity").cast("decimal(10,0)") * F.col("unit_price")).alias("rev"),

@@ -299,9 +299,10 @@ def _dates_of_batch(
     batch's line items belong to."""
     from pyspark.sql import functions as F
 
+    items = results["line_items"]
     item_orders = (
-        gold.live(spark, tables.silver("line_items"))
-        .join(results["line_items"].latest.select("id"), "id", "left_semi")
+        silver.within(gold.live(spark, tables.silver("line_items")), "id", items.key_range)
+        .join(items.latest.select("id"), "id", "left_semi")
         .select(F.col("order_id").alias("id"))
     )
     order_ids = results["orders"].latest.select("id").union(item_orders)

@@ -15,6 +15,8 @@ Per batch and table:
    has changed the table it was computed against.
 3. MERGE INTO ... ON id WHEN MATCHED AND s.lsn > t.lsn UPDATE SET * WHEN NOT MATCHED INSERT *
    (the lsn guard is repeated so a concurrent writer cannot be overwritten by older data).
+   Every read of silver here (2, 3 and 4) is limited to the batch's key range (`within`),
+   which Iceberg prunes by its files' bounds.
    Nothing effective: no MERGE, no snapshot (a rerun leaves silver untouched).
 4. after the MERGE every key of the batch is looked up again (`applied`): silver holds this
    batch's event, a newer one (or the same lsn from another batch), or an older state,
@@ -30,7 +32,35 @@ from orders_cdc.schemas import ROW_FIELDS
 from orders_cdc.tables import source_view
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Row, SparkSession
+
+
+#: The lowest and highest key of a batch's events for a table (None: it has none).
+KeyRange = tuple[int, int] | None
+
+
+def within(frame: DataFrame, column: str, keys: KeyRange) -> DataFrame:
+    """`frame`'s rows whose `column` lies in the range `keys`: every lookup of a batch's keys
+    in silver reads silver through it. Iceberg answers the range from its data files'
+    column bounds, so the lookup opens only the files that may hold one of the keys (keys
+    are handed out in order, and a batch's are mostly recent ones) instead of every file
+    the table's history has left; the join after it finds the same rows."""
+    from pyspark.sql import functions as F
+
+    if keys is None:
+        return frame.where(F.lit(False))
+    return frame.where(F.col(column).between(*keys))
+
+
+def _bounds(row: Row | None) -> KeyRange:
+    return None if row is None or row["low"] is None else (int(row["low"]), int(row["high"]))
+
+
+def key_range(frame: DataFrame, column: str) -> KeyRange:
+    """The lowest and highest `column` of `frame` (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    return _bounds(frame.agg(F.min(column).alias("low"), F.max(column).alias("high")).first())
 
 
 @dataclass
@@ -41,6 +71,7 @@ class SilverResult:
     keys_in: int
     superseded_in_batch: int
     merged: int
+    key_range: KeyRange  # the batch's lowest and highest key (None: no event)
 
 
 @dataclass(frozen=True)
@@ -100,18 +131,21 @@ def merge(
     ranked = source.withColumn("_rank", F.row_number().over(order))
     columns = list(spark.table(target).columns)
     latest = ranked.where("_rank = 1").select(*columns).localCheckpoint(eager=True)
-    stored = spark.table(target).select("id", F.col("lsn").alias("_stored_lsn"))
+    counts = ranked.agg(
+        F.count("*").alias("events"),
+        F.countDistinct("id").alias("keys"),
+        F.sum((F.col("_rank") > 1).cast("int")).alias("superseded"),
+        F.min("id").alias("low"),
+        F.max("id").alias("high"),
+    ).first()
+    keys = _bounds(counts)
+    stored = within(spark.table(target), "id", keys).select("id", F.col("lsn").alias("_stored_lsn"))
     effective = (
         latest.join(stored, "id", "left")
         .where(F.col("_stored_lsn").isNull() | (F.col("lsn") > F.col("_stored_lsn")))
         .select(*columns)
         .localCheckpoint(eager=True)
     )
-    counts = ranked.agg(
-        F.count("*").alias("events"),
-        F.countDistinct("id").alias("keys"),
-        F.sum((F.col("_rank") > 1).cast("int")).alias("superseded"),
-    ).first()
     return SilverResult(
         latest=latest,
         effective=effective,
@@ -119,16 +153,21 @@ def merge(
         keys_in=int(counts["keys"]),
         superseded_in_batch=int(counts["superseded"] or 0),
         merged=int(effective.count()),
+        key_range=keys,
     )
 
 
 def apply(spark: SparkSession, result: SilverResult, target: str) -> None:
-    if result.merged == 0:
+    if result.merged == 0 or result.key_range is None:
         return
     view = source_view(target, "merge")
     result.effective.createOrReplaceTempView(view)
+    low, high = result.key_range
+    # The range on t (every key of s lies in it) is pushed to the target's scan: the MERGE
+    # reads only the files that may hold one of the batch's keys (see `within`).
     spark.sql(
-        f"MERGE INTO {target} t USING {view} s ON t.id = s.id "
+        f"MERGE INTO {target} t USING {view} s "
+        f"ON t.id = s.id AND t.id BETWEEN {low:d} AND {high:d} "
         "WHEN MATCHED AND s.lsn > t.lsn THEN UPDATE SET * "
         "WHEN NOT MATCHED THEN INSERT *"
     )
@@ -140,7 +179,7 @@ def applied(spark: SparkSession, result: SilverResult, target: str, batch_id: st
     and after any earlier attempt's): counted from the table, not from what was sent."""
     from pyspark.sql import functions as F
 
-    stored = spark.table(target).select(
+    stored = within(spark.table(target), "id", result.key_range).select(
         "id",
         F.col("lsn").alias("_s_lsn"),
         F.col("batch_id").alias("_s_batch"),

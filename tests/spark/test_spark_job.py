@@ -322,6 +322,44 @@ def test_compaction_counts_only_the_files_it_has_not_compacted_yet(
     assert (orders["delete_files_after"], orders["rewritten_data_files"] > 0) == (0, True)
 
 
+def new_customers(batches: list[range]) -> Scenario:
+    """Batch i+1 creates the customers of `batches[i]` (nothing else)."""
+    story = Scenario()
+    story.split_lsn = 0  # every change names its batch
+    for batch, ids in enumerate(batches, start=1):
+        for cid in ids:
+            row = {"id": cid, "email": f"c{cid}@example.com", "country": "DE",
+                   "created_at": "2026-11-02T10:00:00Z"}  # fmt: skip
+            story.change("customers", "c", row, batch=batch)
+    story.deliver()
+    return story
+
+
+def test_a_batch_opens_only_the_silver_files_its_keys_may_be_in(
+    spark: Any, services: Any, tmp_path: Path
+) -> None:
+    """Every read of silver for a batch's keys (the lookup before the MERGE, the MERGE's
+    own scan, the check after it) is limited to the keys' range, which Iceberg answers from
+    its files' column bounds: a batch of new customers does not open the files of the
+    customers stored before it. Shown by deleting those files from the object store: one
+    read of them would fail the job."""
+    lake = Lake(spark, services, f"prune_{os.urandom(4).hex()}")
+    story = new_customers([range(1, 41), range(1_000, 1_040)])
+    first = lake.run("k1", story.batch(1), tmp_path)
+    assert first["status"] == "succeeded"
+    customers = lake.table("silver", "customers_clean")
+    paths = [r[0] for r in spark.sql(f"SELECT file_path FROM {customers}.files").collect()]
+    assert paths, "batch 1 wrote silver.customers"
+    s3 = services.s3.client()
+    for uri in paths:
+        bucket, key = uri.split("://", 1)[1].split("/", 1)
+        s3.delete_object(Bucket=bucket, Key=key)
+    second = lake.run("k2", story.batch(2), tmp_path)
+    assert (second["status"], second["violations"]) == ("succeeded", [])
+    counts = second["silver"][f"{lake.ns['silver']}.customers_clean"]
+    assert (counts["upserts_applied"], counts["missing"]) == (40, 0)
+
+
 def test_a_failing_maintenance_is_reported_and_the_batch_still_succeeds(
     spark: Any,
     services: Any,
